@@ -1,0 +1,264 @@
+"""Command line: python -m engine {train, sample, runs, export, metrics}."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Sequence
+
+from engine.config import Config, ConfigError, update_from_dotted
+from engine.data import DatasetError
+from engine.device import DeviceError, detect_device
+from engine.models import list_models
+from engine.presets import PRESETS, preset, suggested_config
+from engine.train.checkpoint import CheckpointError
+from engine.train.loop import describe_error
+
+USER_ERRORS = (ConfigError, DatasetError, DeviceError, CheckpointError, FileNotFoundError, FileExistsError)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be ≥ 0, got {text}")
+    return value
+
+
+def _nonneg_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be ≥ 0, got {text}")
+    return value
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a GAN (or resume a run)")
+    p.add_argument("--dataset", help="builtin:faces[:N], a folder of images, a .zip, or a .npz/.npy uint8 array")
+    p.add_argument("--model", choices=[m.name for m in list_models()])
+    p.add_argument("--resolution", type=int, choices=[32, 64, 128, 256])
+    p.add_argument("--batch-size", type=_positive_int)
+    p.add_argument("--max-steps", type=_positive_int)
+    p.add_argument("--max-images", type=_positive_int)
+    p.add_argument("--max-seconds", type=_nonneg_float)
+    p.add_argument("--run-dir", type=Path, help="run directory (default: a new one under checkpoints/runs)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="start from a named recipe")
+    p.add_argument("--config", type=Path, help="start from a config.json")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config value, e.g. optim.lr_d=1e-4 or model.options.ngf=32 (JSON values)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    p.set_defaults(func=cmd_train)
+
+
+def _add_sample(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sample", help="generate images from a run, checkpoint or exported generator")
+    p.add_argument("--run", required=True, type=Path, help="run directory, checkpoint .json or exported folder")
+    p.add_argument("--num", type=int, default=64)
+    p.add_argument("--out", required=True, type=Path, help=".png (grid), .npz (key 'images') or a directory of PNGs")
+    p.add_argument("--seed", type=int, default=0, help="first seed; image i uses seed+i")
+    p.add_argument("--truncation", type=float, default=1.0)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_sample)
+
+
+def _add_runs(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("runs", help="list runs with status and progress")
+    p.add_argument("--root", type=Path, help="runs directory (default: checkpoints/runs or $GAN_STUDIO_RUNS)")
+    p.set_defaults(func=cmd_runs)
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="write a run's EMA generator as model.safetensors + config.json")
+    p.add_argument("--run", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.set_defaults(func=cmd_export)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m engine", description="GAN Studio engine")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    _add_sample(sub)
+    _add_runs(sub)
+    _add_export(sub)
+    from engine.metrics.cli import add_parser as add_metrics
+
+    add_metrics(sub)
+    return parser
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def apply_overrides(config: Config, pairs: Sequence[str]) -> None:
+    """Apply KEY=VALUE overrides; model.options.X sets a model option."""
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}")
+        value = _parse_value(text)
+        if key.startswith("model.options."):
+            config.model.options[key.removeprefix("model.options.")] = value
+        else:
+            update_from_dotted(config, key, value)
+
+
+def resolve_train_config(args: argparse.Namespace) -> Config:
+    """The run's config from --resume's run dir, --config, --preset or device defaults, plus flags."""
+    if args.resume:
+        if not args.run_dir:
+            raise ConfigError("--resume needs --run-dir DIR (the run to continue)")
+        config = Config.load(args.run_dir / "config.json")
+    elif args.config:
+        config = Config.load(args.config)
+    elif args.preset:
+        config = preset(args.preset)
+    else:
+        config = suggested_config(detect_device(args.device or "auto"))
+    if args.model and args.model != config.model.name:
+        config.model.name, config.model.options = args.model, {}
+    flags = {"data.spec": args.dataset, "data.resolution": args.resolution, "train.batch_size": args.batch_size,
+             "train.max_steps": args.max_steps, "train.max_images": args.max_images,
+             "train.max_seconds": args.max_seconds, "train.device": args.device, "train.seed": args.seed}
+    for key, value in flags.items():
+        if value is not None:
+            update_from_dotted(config, key, value)
+    apply_overrides(config, args.set)
+    return config
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from engine.runs import new_run_dir
+    from engine.train import StopFlag, Trainer
+
+    config = resolve_train_config(args)
+    run_dir = args.run_dir or new_run_dir(config)
+    if not args.resume and (run_dir / "config.json").exists() and (run_dir / "checkpoints").exists():
+        raise FileExistsError(f"run directory {run_dir} already holds a run: add --resume to continue it, "
+                              "or choose another --run-dir")
+    trainer = Trainer(config, run_dir, resume=args.resume)
+    stop = StopFlag()
+    stop.install()
+    bar = None if args.no_progress or not trainer.dist.is_main else _Bar(trainer)
+    on_log = bar.update_from if bar else None
+    print(f"run {run_dir} on {trainer.device}"
+          f"{' (bf16)' if trainer.bf16 else ''}: {len(trainer.data)} images, model {config.model.name}",
+          file=sys.stderr)
+    try:
+        state = trainer.train(stop, on_log=on_log)
+    finally:
+        if bar:
+            bar.close()
+    print(f"{state} at step {trainer.step} ({trainer.images} images); run directory: {run_dir}", file=sys.stderr)
+    return 0
+
+
+class _Bar:
+    """tqdm over the run's main limit, fed by the loop's log records."""
+
+    def __init__(self, trainer: Any) -> None:
+        from tqdm import tqdm
+
+        t = trainer.config.train
+        if t.max_steps:
+            self.key, total, done = "step", t.max_steps, trainer.step
+        elif t.max_images:
+            self.key, total, done = "images", t.max_images, trainer.images
+        else:
+            self.key, total, done = "step", None, trainer.step
+        self.bar = tqdm(total=total, initial=done, unit=self.key if self.key == "step" else "img", dynamic_ncols=True)
+        self.last = done
+
+    def update_from(self, record: dict[str, Any]) -> None:
+        value = record[self.key]
+        self.bar.update(value - self.last)
+        self.last = value
+        self.bar.set_postfix(img_s=f"{record['img_per_sec']:.0f}", G=f"{record['loss_g']:.3f}",
+                             D=f"{record['loss_d']:.3f}", refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from engine.generator import load_generator
+    from engine.grid import image_grid, save_png
+
+    if args.num < 1:
+        raise ConfigError("--num must be at least 1")
+    gen = load_generator(args.run, device=detect_device(args.device))
+    images = gen.sample(seeds=range(args.seed, args.seed + args.num), truncation=args.truncation)
+    out: Path = args.out
+    if out.suffix.lower() == ".png":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_png(image_grid(images), str(out))
+    elif out.suffix.lower() == ".npz":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(out, images=images)
+    elif out.suffix == "":
+        out.mkdir(parents=True, exist_ok=True)
+        for i, image in enumerate(images):
+            save_png(image, str(out / f"seed{args.seed + i:06d}.png"))
+    else:
+        raise ConfigError(f"--out {out}: use a .png file (grid), a .npz file, or a directory name")
+    print(f"wrote {len(images)} images to {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from engine.runs import list_runs
+
+    runs = list_runs(args.root)
+    if not runs:
+        print("no runs yet: start one with python -m engine train", file=sys.stderr)
+        return 0
+    print(f"{'run':<40} {'state':<9} {'step':>8} {'images':>10} {'progress':>8}  model/dataset")
+    for run in runs:
+        status = run.status()
+        try:
+            cfg = run.config()
+            what = f"{cfg.model.name} {cfg.data.resolution}px {cfg.data.spec}"
+        except ConfigError:
+            what = "(unreadable config)"
+        progress = status.get("progress")
+        shown = f"{progress * 100:.0f}%" if isinstance(progress, (int, float)) else "-"
+        print(f"{run.name:<40} {status['state']:<9} {status.get('step', 0):>8} {status.get('images', 0):>10} "
+              f"{shown:>8}  {what}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from engine.generator import export_generator
+
+    out = export_generator(args.run, args.out)
+    print(f"exported generator to {out}", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        traceback.print_exc()
+        print(f"error: {describe_error(exc)}", file=sys.stderr)
+        return 1

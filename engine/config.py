@@ -1,0 +1,174 @@
+"""The whole configuration of a run: one dataclass tree that round-trips to JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration value a user supplied is invalid."""
+
+
+@dataclass
+class DataConfig:
+    """Where the images come from and how they are augmented."""
+
+    spec: str = "builtin:faces"
+    resolution: int = 64
+    flip: bool = True
+    rotate_degrees: float = 0.0
+    diffaugment: str = ""  # comma list of: color, translation, cutout
+
+
+@dataclass
+class ModelConfig:
+    """A registry model name plus its options (validated by the model's own options class)."""
+
+    name: str = "dcgan"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LossConfig:
+    """Adversarial loss: 'bce' (non-saturating) or 'hinge'."""
+
+    kind: str = "bce"
+    label_smoothing: float = 0.0  # one-sided: real targets become 1 - label_smoothing
+
+
+@dataclass
+class OptimConfig:
+    """Adam for G and D with separate learning rates (TTUR), n_critic and EMA of G."""
+
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    n_critic: int = 1
+    ema_halflife_images: float = 10_000.0
+    ema_rampup: float = 0.05  # half-life is at most this fraction of images seen; 0 disables
+
+
+@dataclass
+class MetricsConfig:
+    """Evaluation during training (0 = off) and where the Inception weights live offline."""
+
+    every_images: int = 0
+    names: list[str] = field(default_factory=lambda: ["swd"])
+    num_samples: int = 2_000
+    best_metric: str = "swd"
+    inception_weights: str = ""
+
+
+@dataclass
+class TrainConfig:
+    """Loop settings: batch, stop conditions, device and what gets written how often."""
+
+    batch_size: int = 64
+    max_steps: int = 0  # 0 = no limit
+    max_images: int = 0
+    max_seconds: float = 0.0
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    precision: str = "auto"  # auto (bf16 on CUDA, fp32 elsewhere) | fp32 | bf16
+    log_every: int = 20  # steps
+    grid_every: int = 200  # steps
+    checkpoint_every: int = 500  # steps
+    keep_checkpoints: int = 3
+    grid_size: int = 64  # fixed latents shown in progress grids
+    sync_batchnorm: bool = False
+
+
+@dataclass
+class Config:
+    """Root of the configuration tree."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Config":
+        return dataclass_from_dict(cls, data, "config")
+
+    @classmethod
+    def from_json(cls, text: str) -> "Config":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"config is not valid JSON: {exc}") from exc
+        return cls.from_dict(data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Config":
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+        return cls.from_json(text)
+
+
+def dataclass_from_dict(cls: type, data: Any, where: str) -> Any:
+    """Build dataclass ``cls`` from a JSON-like dict, refusing unknown keys and wrong types."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be an object, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"unknown key(s) in {where}: {', '.join(sorted(unknown))}")
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(hints[name], value, f"{where}.{name}")
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return dataclass_from_dict(hint, value, where)
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be a list")
+        return list(value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be an object")
+        return dict(value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool) and not isinstance(value, hint) or (
+        hint is int and isinstance(value, bool)
+    ):
+        raise ConfigError(f"{where} must be {hint.__name__}, got {value!r}")
+    return value
+
+
+def update_from_dotted(config: Config, key: str, value: Any) -> None:
+    """Set e.g. 'optim.lr_g' on a Config in place, with the same type checks as loading."""
+    section, _, name = key.partition(".")
+    target = getattr(config, section, None)
+    if target is None or not dataclasses.is_dataclass(target) or not name:
+        raise ConfigError(f"unknown config key {key!r}")
+    hints = typing.get_type_hints(type(target))
+    if name not in hints:
+        raise ConfigError(f"unknown config key {key!r}")
+    setattr(target, name, _coerce(hints[name], value, key))

@@ -1,0 +1,51 @@
+"""Datasets: sources selected by a spec string, decoded once into a uint8 cache."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.data.cache import cache_dir, load_cached, store
+from engine.data.sources import DatasetError, register_scheme, resolve_source
+
+__all__ = ["DatasetError", "ImageDataset", "cache_dir", "load_dataset", "register_scheme"]
+
+MIN_RESOLUTION, MAX_RESOLUTION = 16, 1024
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ImageDataset:
+    """Decoded images ready for training."""
+
+    source: str
+    fingerprint: str
+    images: np.ndarray  # uint8 N×H×W×3
+    labels: np.ndarray  # int64 N
+    class_names: list[str]
+    skipped: list[str]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def resolution(self) -> int:
+        return int(self.images.shape[1])
+
+
+def load_dataset(spec: str, resolution: int) -> ImageDataset:
+    """Load a dataset at a resolution, decoding it only the first time (then from the cache)."""
+    if not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
+        raise DatasetError(f"resolution {resolution} is out of range {MIN_RESOLUTION}–{MAX_RESOLUTION}")
+    source = resolve_source(spec)
+    decoded = load_cached(source.fingerprint, resolution)
+    if decoded is None:
+        decoded = source.decode(resolution)
+        store(source.fingerprint, resolution, decoded)
+    if decoded.skipped:
+        shown = ", ".join(decoded.skipped[:5]) + (" …" if len(decoded.skipped) > 5 else "")
+        log.warning("skipped %d unusable file(s) in %s: %s", len(decoded.skipped), spec, shown)
+    return ImageDataset(spec, source.fingerprint, decoded.images, decoded.labels.astype(np.int64),
+                        decoded.class_names, decoded.skipped)

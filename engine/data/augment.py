@@ -1,0 +1,107 @@
+"""Batched augmentation on the device: flip and small rotation for real images, and
+DiffAugment (colour, translation, cutout) applied to real and fake alike before D."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
+
+
+def parse_policy(text: str) -> tuple[str, ...]:
+    """'color,translation' -> ('color', 'translation'); unknown names raise ValueError."""
+    names = tuple(p.strip() for p in text.split(",") if p.strip())
+    unknown = [n for n in names if n not in DIFFAUGMENT_POLICIES]
+    if unknown:
+        raise ValueError(f"unknown DiffAugment policy {', '.join(unknown)}: choose from {', '.join(DIFFAUGMENT_POLICIES)}")
+    return names
+
+
+def _uniform(shape: tuple[int, ...], gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    return torch.rand(shape, generator=gen, device=device)
+
+
+def flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    mask = _uniform((x.shape[0], 1, 1, 1), gen, x.device) < 0.5
+    return torch.where(mask, x.flip(3), x)
+
+
+def rotate(x: torch.Tensor, degrees: float, gen: torch.Generator) -> torch.Tensor:
+    """Rotate each image by a uniform angle in [-degrees, degrees], reflecting at the border."""
+    angle = (_uniform((x.shape[0],), gen, x.device) * 2 - 1) * math.radians(degrees)
+    cos, sin = angle.cos(), angle.sin()
+    zero = torch.zeros_like(cos)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def color(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    n = x.shape[0]
+    x = x + (_uniform((n, 1, 1, 1), gen, x.device) - 0.5)
+    mean = x.mean(dim=1, keepdim=True)
+    x = (x - mean) * (_uniform((n, 1, 1, 1), gen, x.device) * 2) + mean
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    return (x - mean) * (_uniform((n, 1, 1, 1), gen, x.device) + 0.5) + mean
+
+
+def translation(x: torch.Tensor, gen: torch.Generator, ratio: float = 0.125) -> torch.Tensor:
+    """Shift each image by up to ratio×size pixels, zero padding (as in DiffAugment)."""
+    n, _, h, w = x.shape
+    sy, sx = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    ty = (_uniform((n, 1, 1), gen, x.device) * (2 * sy + 1)).long() - sy
+    tx = (_uniform((n, 1, 1), gen, x.device) * (2 * sx + 1)).long() - sx
+    ys = torch.arange(h, device=x.device).view(1, h, 1) + ty
+    xs = torch.arange(w, device=x.device).view(1, 1, w) + tx
+    valid = ((ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)).unsqueeze(1)
+    flat = ys.clamp(0, h - 1) * w + xs.clamp(0, w - 1)
+    gathered = x.flatten(2).gather(2, flat.flatten(1).unsqueeze(1).expand(-1, x.shape[1], -1))
+    return gathered.view_as(x) * valid
+
+
+def cutout(x: torch.Tensor, gen: torch.Generator, ratio: float = 0.5) -> torch.Tensor:
+    """Zero one random square of ratio×size per image."""
+    n, _, h, w = x.shape
+    ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    cy = (_uniform((n, 1, 1), gen, x.device) * (h + 1 - ch % 2)).long()
+    cx = (_uniform((n, 1, 1), gen, x.device) * (w + 1 - cw % 2)).long()
+    ys = torch.arange(h, device=x.device).view(1, h, 1)
+    xs = torch.arange(w, device=x.device).view(1, 1, w)
+    inside = ((ys - cy).abs() < ch // 2 + ch % 2) & ((xs - cx).abs() < cw // 2 + cw % 2)
+    return x * (~inside).unsqueeze(1).to(x.dtype)
+
+
+_POLICY_FNS = {"color": color, "translation": translation, "cutout": cutout}
+
+
+class Augmenter:
+    """Owns the augmentation random stream (its state is saved in checkpoints)."""
+
+    def __init__(self, device: torch.device, seed: int, flip: bool, rotate_degrees: float, diffaugment: str) -> None:
+        self.gen = torch.Generator(device=device).manual_seed(seed + 17)
+        self.flip = flip
+        self.rotate_degrees = rotate_degrees
+        self.policy = parse_policy(diffaugment)
+
+    def real(self, x: torch.Tensor) -> torch.Tensor:
+        """Dataset augmentation, real images only."""
+        if self.flip:
+            x = flip(x, self.gen)
+        if self.rotate_degrees > 0:
+            x = rotate(x, self.rotate_degrees, self.gen)
+        return x
+
+    def diff(self, x: torch.Tensor) -> torch.Tensor:
+        """Differentiable augmentation, for real and fake images before D."""
+        for name in self.policy:
+            x = _POLICY_FNS[name](x, self.gen)
+        return x
+
+    def get_state(self) -> torch.Tensor:
+        return self.gen.get_state()
+
+    def set_state(self, state: torch.Tensor) -> None:
+        self.gen.set_state(state)

@@ -1,0 +1,59 @@
+"""The on-disk uint8 cache of decoded datasets, keyed by source fingerprint and resolution."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from engine.data.sources import Decoded
+
+PREPROCESS_VERSION = "prep-v1"
+
+
+def cache_dir() -> Path:
+    """The project cache root: $GAN_STUDIO_CACHE, else ~/.cache/gan_studio."""
+    root = os.environ.get("GAN_STUDIO_CACHE") or Path.home() / ".cache" / "gan_studio"
+    return Path(root)
+
+
+def _entry(fingerprint: str, resolution: int) -> Path:
+    return cache_dir() / "datasets" / f"{fingerprint}-{PREPROCESS_VERSION}-{resolution}px"
+
+
+def load_cached(fingerprint: str, resolution: int) -> Decoded | None:
+    """The cached decode, or None when absent or unreadable (it is then rebuilt)."""
+    entry = _entry(fingerprint, resolution)
+    try:
+        meta = json.loads((entry / "meta.json").read_text())
+        images = np.load(entry / "images.npy", allow_pickle=False)
+        labels = np.load(entry / "labels.npy", allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    if images.shape[0] != labels.shape[0] or images.shape[1:] != (resolution, resolution, 3):
+        return None
+    return Decoded(images, labels, meta["class_names"], meta["skipped"])
+
+
+def store(fingerprint: str, resolution: int, decoded: Decoded) -> None:
+    """Write the decode into the cache atomically (a directory renamed into place)."""
+    entry = _entry(fingerprint, resolution)
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+    try:
+        np.save(tmp / "images.npy", decoded.images)
+        np.save(tmp / "labels.npy", decoded.labels)
+        meta = {"class_names": decoded.class_names, "skipped": decoded.skipped}
+        (tmp / "meta.json").write_text(json.dumps(meta))
+        for name in ("images.npy", "labels.npy", "meta.json"):
+            with open(tmp / name, "rb+") as handle:
+                os.fsync(handle.fileno())
+        if entry.exists():
+            shutil.rmtree(entry, ignore_errors=True)
+        os.replace(tmp, entry)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,143 @@
+"""A trained generator as users meet it: load from a run, a checkpoint or an exported folder, then
+sample uint8 images from seeds or latents, interpolate, and find latent directions."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from engine.grid import to_uint8
+from engine.models import build_model
+from engine.runs import Run
+from engine.runs.files import atomic_write, atomic_write_json, read_json
+from engine.train.checkpoint import CheckpointError, load_checkpoint, split_prefix
+
+EXPORT_FORMAT = "gan-studio-generator/1"
+
+
+class Generator:
+    """Samples images from a trained generator network (EMA weights, eval mode)."""
+
+    def __init__(self, module: nn.Module, info: dict[str, Any], device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.module = module.to(self.device).eval().requires_grad_(False)
+        self.info = info
+        self.latent_dim = int(info["latent_dim"])
+        self.resolution = int(info["resolution"])
+        self.num_classes = int(info.get("num_classes", 0))
+        self.class_names: list[str] = list(info.get("class_names", []))
+        self.model_name: str = info["model"]
+
+    def latents(self, seeds: Sequence[int]) -> torch.Tensor:
+        """One N(0, I) latent per seed, the same for a seed on every machine."""
+        return torch.stack([torch.randn(self.latent_dim, generator=torch.Generator().manual_seed(int(s)))
+                            for s in seeds])
+
+    @torch.no_grad()
+    def sample(self, seeds: Sequence[int] | None = None, latents: torch.Tensor | None = None,
+               truncation: float = 1.0, labels: Sequence[int] | None = None, batch_size: int = 64) -> np.ndarray:
+        """uint8 N×H×W×3 images; truncation < 1 pulls latents toward the mean (0)."""
+        if latents is None:
+            if seeds is None:
+                raise ValueError("give seeds or latents")
+            latents = self.latents(seeds)
+        latents = torch.as_tensor(latents, dtype=torch.float32) * float(truncation)
+        label_tensor = torch.as_tensor(list(labels) if labels is not None else [0] * len(latents), dtype=torch.long)
+        out = []
+        for start in range(0, len(latents), batch_size):
+            z = latents[start:start + batch_size].to(self.device)
+            y = label_tensor[start:start + batch_size].to(self.device)
+            out.append(to_uint8(self.module(z, y)))
+        return np.concatenate(out) if out else np.zeros((0, self.resolution, self.resolution, 3), np.uint8)
+
+    def interpolate(self, z0: torch.Tensor, z1: torch.Tensor, steps: int, truncation: float = 1.0,
+                    label: int = 0) -> np.ndarray:
+        """Images along the spherical path from z0 to z1 (``steps`` points, both ends included)."""
+        ts = torch.linspace(0, 1, steps)
+        path = torch.stack([slerp(z0, z1, float(t)) for t in ts])
+        return self.sample(latents=path, truncation=truncation, labels=[label] * steps)
+
+    def directions(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top latent directions by closed-form factorisation of the first layer (SeFa, Shen & Zhou
+        2021): unit vectors (count × latent_dim) and their singular values, strongest first."""
+        weight = first_layer_weight(self.module, self.latent_dim)
+        _, singular, vh = torch.linalg.svd(weight.float(), full_matrices=False)
+        count = min(count, vh.shape[0])
+        return vh[:count].cpu(), singular[:count].cpu()
+
+
+def slerp(z0: torch.Tensor, z1: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation (Shoemake 1985); linear when the two are (anti)parallel."""
+    a, b = z0.flatten().float(), z1.flatten().float()
+    cos = torch.dot(a, b) / (a.norm() * b.norm()).clamp_min(1e-12)
+    omega = torch.arccos(cos.clamp(-1, 1))
+    if omega.abs() < 1e-4 or (torch.pi - omega).abs() < 1e-4:
+        return ((1 - t) * a + t * b).view_as(z0)
+    return ((torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)).view_as(z0)
+
+
+def first_layer_weight(module: nn.Module, latent_dim: int) -> torch.Tensor:
+    """The weight that maps the latent, as (outputs × latent_dim)."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear) and layer.in_features == latent_dim:
+            return layer.weight.detach()
+        if isinstance(layer, nn.ConvTranspose2d) and layer.in_channels == latent_dim:
+            return layer.weight.detach().flatten(1).t()
+    raise ValueError("this generator has no layer that takes the latent directly")
+
+
+def _build(info: dict[str, Any], weights: dict[str, torch.Tensor], device: torch.device | str) -> Generator:
+    pair = build_model(info["model"], info["model_options"], int(info["resolution"]), int(info.get("num_classes", 0)))
+    try:
+        pair.generator.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise CheckpointError(f"weights do not fit model {info['model']}: {str(exc).splitlines()[0]}") from exc
+    return Generator(pair.generator, info, device)
+
+
+def _from_checkpoint(path: Path, device: torch.device | str) -> Generator:
+    meta, tensors = load_checkpoint(path)
+    info = {k: meta[k] for k in ("model", "model_options", "resolution", "latent_dim", "num_classes")}
+    info["class_names"] = meta.get("dataset", {}).get("classes", [])
+    info["step"], info["images"] = meta["step"], meta["images"]
+    return _build(info, split_prefix("G_ema", tensors), device)
+
+
+def load_generator(path: str | os.PathLike, device: torch.device | str = "cpu") -> Generator:
+    """Load from a run directory (its latest checkpoint), a checkpoint .json, or an exported folder."""
+    path = Path(path).expanduser()
+    if path.is_file() and path.suffix == ".json":
+        return _from_checkpoint(path, device)
+    if (path / "model.safetensors").is_file():
+        try:
+            info = read_json(path / "config.json")
+            weights = load_file(str(path / "model.safetensors"))
+        except (OSError, ValueError, SafetensorError) as exc:
+            raise CheckpointError(f"cannot read exported generator in {path}: {exc}") from exc
+        if not isinstance(info, dict) or info.get("format") != EXPORT_FORMAT:
+            raise CheckpointError(f"{path / 'config.json'} is not a GAN Studio generator config ({EXPORT_FORMAT})")
+        return _build(info, weights, device)
+    run = Run(path)
+    if run.exists():
+        latest = run.latest_checkpoint()
+        if latest is None:
+            raise CheckpointError(f"run {path} has no checkpoint yet; wait for the first one or train longer")
+        return _from_checkpoint(latest, device)
+    raise CheckpointError(f"{path} is not a run directory, a checkpoint .json or an exported generator folder")
+
+
+def export_generator(source: str | os.PathLike, out_dir: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+    """Write the EMA generator as ``model.safetensors`` + ``config.json`` (loadable by load_generator)."""
+    gen = load_generator(source)
+    out = Path(out_dir)
+    weights = {k: v.detach().cpu().contiguous() for k, v in gen.module.state_dict().items()}
+    atomic_write(out / "model.safetensors", lambda tmp: save_file(weights, str(tmp), metadata={"format": EXPORT_FORMAT}))
+    atomic_write_json(out / "config.json", dict(gen.info, format=EXPORT_FORMAT, **(extra or {})))
+    return out

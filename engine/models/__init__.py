@@ -1,0 +1,8 @@
+"""The model zoo: import a model module here to register it."""
+
+from engine.models import dcgan  # noqa: F401  (registers "dcgan")
+from engine.models.losses import build_loss
+from engine.models.registry import GanPair, ModelInfo, build_model, get_model, list_models, register_model, resolve_options
+
+__all__ = ["GanPair", "ModelInfo", "build_loss", "build_model", "get_model", "list_models", "register_model",
+           "resolve_options"]

@@ -1,0 +1,111 @@
+"""DCGAN (Radford et al. 2015) at 32–256 px: one up/down-sampling block per doubling."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from engine.config import ConfigError
+from engine.models.registry import GanPair, register_model
+
+
+@dataclass
+class DCGANOptions:
+    """Hyper-parameters of the source projects' DCGANs."""
+
+    latent_dim: int = 100
+    ngf: int = 64  # G width at the last block; doubles per block toward 4×4
+    ndf: int = 64  # D width at the first block
+    max_channels: int = 1024
+    g_input: str = "convt"  # "convt": 4×4 transposed conv from z; "dense": linear to 4×4×C
+    g_batchnorm: bool = True
+    g_activation: str = "relu"  # relu | lrelu
+    d_batchnorm: bool = True
+    d_slope: float = 0.2
+    d_dropout: float = 0.0
+    init: str = "dcgan"  # dcgan (N(0, 0.02)) | default
+
+
+def _widths(base: int, blocks: int, cap: int) -> list[int]:
+    return [min(base * 2 ** i, cap) for i in range(blocks)]
+
+
+class DCGANGenerator(nn.Module):
+    def __init__(self, opts: DCGANOptions, resolution: int) -> None:
+        super().__init__()
+        blocks = int(math.log2(resolution)) - 2
+        widths = _widths(opts.ngf, blocks, opts.max_channels)[::-1]  # 4×4 … resolution/2
+        act = (lambda: nn.ReLU(True)) if opts.g_activation == "relu" else (lambda: nn.LeakyReLU(0.2, True))
+        norm = (lambda c: nn.BatchNorm2d(c)) if opts.g_batchnorm else (lambda c: nn.Identity())
+        self.latent_dim = opts.latent_dim
+        self.dense = opts.g_input == "dense"
+        if self.dense:
+            self.project = nn.Linear(opts.latent_dim, widths[0] * 16, bias=not opts.g_batchnorm)
+        else:
+            self.project = nn.ConvTranspose2d(opts.latent_dim, widths[0], 4, 1, 0, bias=not opts.g_batchnorm)
+        self.first_width = widths[0]
+        layers: list[nn.Module] = [norm(widths[0]), act()]
+        for cin, cout in zip(widths[:-1], widths[1:]):
+            layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=not opts.g_batchnorm), norm(cout), act()]
+        layers += [nn.ConvTranspose2d(widths[-1], 3, 4, 2, 1), nn.Tanh()]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.dense:
+            x = self.project(z).view(z.shape[0], self.first_width, 4, 4)
+        else:
+            x = self.project(z.view(z.shape[0], -1, 1, 1))
+        return self.body(x)
+
+
+class DCGANDiscriminator(nn.Module):
+    def __init__(self, opts: DCGANOptions, resolution: int) -> None:
+        super().__init__()
+        blocks = int(math.log2(resolution)) - 2
+        widths = _widths(opts.ndf, blocks, opts.max_channels)
+        layers: list[nn.Module] = []
+        cin = 3
+        for i, cout in enumerate(widths):
+            layers.append(nn.Conv2d(cin, cout, 4, 2, 1, bias=not (opts.d_batchnorm and i > 0)))
+            if opts.d_batchnorm and i > 0:
+                layers.append(nn.BatchNorm2d(cout))
+            layers.append(nn.LeakyReLU(opts.d_slope, True))
+            if opts.d_dropout > 0:
+                layers.append(nn.Dropout(opts.d_dropout))
+            cin = cout
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Conv2d(cin, 1, 4, 1, 0)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.features(x)).flatten()
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """Weights N(0, 0.02); BatchNorm scale N(1, 0.02), bias 0 (Radford et al.)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+@register_model("dcgan", "DCGAN (Radford et al. 2015): transposed-conv G, strided-conv D",
+                (32, 64, 128, 256), DCGANOptions)
+def build_dcgan(opts: DCGANOptions, resolution: int, num_classes: int) -> GanPair:
+    if opts.g_input not in ("convt", "dense"):
+        raise ConfigError(f"dcgan g_input must be 'convt' or 'dense', not {opts.g_input!r}")
+    if opts.g_activation not in ("relu", "lrelu"):
+        raise ConfigError(f"dcgan g_activation must be 'relu' or 'lrelu', not {opts.g_activation!r}")
+    if opts.latent_dim < 1 or opts.ngf < 1 or opts.ndf < 1:
+        raise ConfigError("dcgan latent_dim, ngf and ndf must be positive")
+    g, d = DCGANGenerator(opts, resolution), DCGANDiscriminator(opts, resolution)
+    if opts.init == "dcgan":
+        dcgan_init(g)
+        dcgan_init(d)
+    return GanPair(g, d, opts.latent_dim)

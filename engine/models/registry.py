@@ -1,0 +1,72 @@
+"""Model registry: name -> (options dataclass, builder). Adding a model is one file + one line."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from torch import nn
+
+from engine.config import ConfigError, dataclass_from_dict
+
+
+@dataclass
+class GanPair:
+    """What a builder returns: the two networks and the latent size."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    latent_dim: int
+    num_classes: int = 0
+
+
+@dataclass
+class ModelInfo:
+    """A registry entry as shown to users."""
+
+    name: str
+    description: str
+    resolutions: tuple[int, ...]
+    options: dict[str, Any]
+    build: Callable[[Any, int, int], GanPair]
+    options_type: type
+
+
+_MODELS: dict[str, ModelInfo] = {}
+
+
+def register_model(name: str, description: str, resolutions: tuple[int, ...], options_type: type
+                   ) -> Callable[[Callable[[Any, int, int], GanPair]], Callable[[Any, int, int], GanPair]]:
+    """Decorator for ``build(options, resolution, num_classes) -> GanPair``."""
+
+    def add(build: Callable[[Any, int, int], GanPair]) -> Callable[[Any, int, int], GanPair]:
+        defaults = dataclasses.asdict(options_type())
+        _MODELS[name] = ModelInfo(name, description, resolutions, defaults, build, options_type)
+        return build
+
+    return add
+
+
+def list_models() -> list[ModelInfo]:
+    return list(_MODELS.values())
+
+
+def get_model(name: str) -> ModelInfo:
+    if name not in _MODELS:
+        raise ConfigError(f"unknown model {name!r}: choose one of {', '.join(sorted(_MODELS))}")
+    return _MODELS[name]
+
+
+def resolve_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The model's options with defaults filled in and types checked."""
+    info = get_model(name)
+    return dataclasses.asdict(dataclass_from_dict(info.options_type, dict(options), f"model.options ({name})"))
+
+
+def build_model(name: str, options: dict[str, Any], resolution: int, num_classes: int = 0) -> GanPair:
+    info = get_model(name)
+    if resolution not in info.resolutions:
+        raise ConfigError(f"model {name} supports resolutions {', '.join(map(str, info.resolutions))}, not {resolution}")
+    opts = dataclass_from_dict(info.options_type, dict(options), f"model.options ({name})")
+    return info.build(opts, resolution, num_classes)

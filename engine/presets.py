@@ -1,0 +1,46 @@
+"""Named recipes from the projects our users come from, and device-sized defaults."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from engine.config import Config, DataConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig
+
+
+def suggested_config(device: torch.device) -> Config:
+    """A configuration that shows faces quickly on this device (small widths on CPU)."""
+    if device.type == "cpu":
+        return Config(model=ModelConfig("dcgan", {"ngf": 32, "ndf": 32}),
+                      train=TrainConfig(batch_size=64, log_every=10, grid_every=100, checkpoint_every=250))
+    return Config(model=ModelConfig("dcgan", {"ngf": 64, "ndf": 64}),
+                  train=TrainConfig(batch_size=64, log_every=50, grid_every=500, checkpoint_every=2000))
+
+
+PRESETS: dict[str, Config] = {
+    "afhq-dcgan-128": Config(
+        data=DataConfig(resolution=128, flip=False, rotate_degrees=10.0),
+        model=ModelConfig("dcgan", {"latent_dim": 100, "ngf": 64, "ndf": 64, "d_dropout": 0.3}),
+        loss=LossConfig("bce"),
+        optim=OptimConfig(lr_g=2e-4, lr_d=2e-4),
+        train=TrainConfig(batch_size=64)),
+    "anime-dcgan-64": Config(
+        data=DataConfig(resolution=64, flip=True),
+        model=ModelConfig("dcgan", {"latent_dim": 128, "g_input": "dense", "max_channels": 1024, "ngf": 128}),
+        loss=LossConfig("bce", label_smoothing=0.1),
+        optim=OptimConfig(lr_g=2e-4, lr_d=2e-4),
+        train=TrainConfig(batch_size=64)),
+    "face-course-dcgan-64-ttur": Config(
+        data=DataConfig(resolution=64),
+        model=ModelConfig("dcgan", {"latent_dim": 100}),
+        optim=OptimConfig(lr_g=2e-4, lr_d=1e-4),
+        train=TrainConfig(batch_size=64)),
+}
+
+
+def preset(name: str) -> Config:
+    """A fresh copy of a named preset."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
+    return copy.deepcopy(PRESETS[name])

@@ -1,0 +1,157 @@
+"""A run directory: config, status, metrics log, progress grids and checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from engine.config import Config
+from engine.runs.files import append_line, atomic_write_json, read_json, read_jsonl
+
+DEFAULT_RUNS_ROOT = Path(__file__).resolve().parents[2] / "checkpoints" / "runs"
+LIVE_STATES = ("starting", "running")
+_CKPT = re.compile(r"^ckpt_(\d{8})\.json$")
+_GRID = re.compile(r"^step_(\d{8})\.png$")
+
+
+def runs_root() -> Path:
+    """Where runs live: $GAN_STUDIO_RUNS, else checkpoints/runs in the project."""
+    return Path(os.environ.get("GAN_STUDIO_RUNS") or DEFAULT_RUNS_ROOT)
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return True
+
+
+class Run:
+    """Read (and, for the worker, write) one run directory. Safe to use while training runs."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    config_path = property(lambda self: self.path / "config.json")
+    status_path = property(lambda self: self.path / "status.json")
+    metrics_path = property(lambda self: self.path / "metrics.jsonl")
+    grids_dir = property(lambda self: self.path / "grids")
+    checkpoints_dir = property(lambda self: self.path / "checkpoints")
+    stop_path = property(lambda self: self.path / "STOP")
+    log_path = property(lambda self: self.path / "worker.log")
+
+    def exists(self) -> bool:
+        return self.config_path.is_file()
+
+    def config(self) -> Config:
+        return Config.load(self.config_path)
+
+    def status(self) -> dict[str, Any]:
+        """status.json; a 'running' run whose process is gone is reported as 'failed'."""
+        try:
+            status = read_json(self.status_path)
+        except (OSError, ValueError):
+            return {"state": "unknown", "error": None, "step": 0, "images": 0, "progress": None}
+        if status.get("state") in LIVE_STATES and not pid_alive(status.get("pid")):
+            status["state"] = "failed"
+            status["error"] = status.get("error") or (
+                "the training process ended unexpectedly (killed or crashed); "
+                "resume continues from the last checkpoint")
+        return status
+
+    def is_live(self) -> bool:
+        return self.status()["state"] in LIVE_STATES
+
+    def metrics(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.metrics_path)
+
+    def grids(self) -> list[tuple[int, Path]]:
+        if not self.grids_dir.is_dir():
+            return []
+        found = [(int(m.group(1)), self.grids_dir / m.group(0))
+                 for m in map(_GRID.match, os.listdir(self.grids_dir)) if m]
+        return sorted(found)
+
+    def checkpoints(self) -> list[Path]:
+        """Committed checkpoint JSON files, oldest first (best.json excluded)."""
+        if not self.checkpoints_dir.is_dir():
+            return []
+        found = sorted(m.group(0) for m in map(_CKPT.match, os.listdir(self.checkpoints_dir)) if m)
+        return [self.checkpoints_dir / name for name in found]
+
+    def latest_checkpoint(self) -> Path | None:
+        checkpoints = self.checkpoints()
+        return checkpoints[-1] if checkpoints else None
+
+    def request_stop(self) -> None:
+        self.stop_path.parent.mkdir(parents=True, exist_ok=True)
+        self.stop_path.touch()
+
+    def stop_requested(self) -> bool:
+        return self.stop_path.exists()
+
+    def size_bytes(self) -> int:
+        return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        append_line(self.metrics_path, json.dumps(record, sort_keys=True))
+
+    def write_status(self, **fields: Any) -> None:
+        atomic_write_json(self.status_path, dict(fields, updated_at=time.time()))
+
+    def write_config(self, config: Config) -> None:
+        atomic_write_json(self.config_path, config.to_dict())
+
+    def rename(self, new_name: str) -> "Run":
+        if self.is_live():
+            raise RuntimeError(f"run {self.name} is training; stop it before renaming")
+        if not re.fullmatch(r"[\w.-]{1,80}", new_name):
+            raise ValueError("a run name may use letters, digits, '.', '_' and '-' (at most 80)")
+        target = self.path.with_name(new_name)
+        if target.exists():
+            raise FileExistsError(f"a run named {new_name} already exists")
+        self.path.rename(target)
+        return Run(target)
+
+    def delete(self) -> None:
+        if self.is_live():
+            raise RuntimeError(f"run {self.name} is training; stop it before deleting")
+        shutil.rmtree(self.path)
+
+
+def list_runs(root: str | Path | None = None) -> list[Run]:
+    """Runs under root (default runs_root()), newest first."""
+    base = Path(root) if root else runs_root()
+    if not base.is_dir():
+        return []
+    runs = [Run(p) for p in base.iterdir() if p.is_dir() and (p / "config.json").is_file()]
+    return sorted(runs, key=lambda r: r.config_path.stat().st_mtime, reverse=True)
+
+
+def new_run_dir(config: Config, root: str | Path | None = None) -> Path:
+    """A fresh, unused run directory name like 20261122-154501-dcgan-64px."""
+    base = Path(root) if root else runs_root()
+    stem = time.strftime("%Y%m%d-%H%M%S") + f"-{config.model.name}-{config.data.resolution}px"
+    path, n = base / stem, 1
+    while path.exists():
+        n += 1
+        path = base / f"{stem}-{n}"
+    return path

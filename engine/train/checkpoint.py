@@ -1,0 +1,98 @@
+"""Checkpoints: tensors in safetensors, everything else in JSON written last (the commit mark)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from engine.runs.files import atomic_write, atomic_write_json, read_json
+
+FORMAT = "gan-studio-checkpoint/1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, incomplete or of the wrong kind."""
+
+
+def _flatten_optimizer(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    state = opt.state_dict()
+    tensors = {}
+    for idx, entry in state["state"].items():
+        for key, value in entry.items():
+            tensors[f"{prefix}.{idx}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    return tensors, state["param_groups"]
+
+
+def _unflatten_optimizer(prefix: str, tensors: dict[str, torch.Tensor], groups: list[dict]) -> dict[str, Any]:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        if name.startswith(prefix + "."):
+            _, idx, key = name.split(".", 2)
+            state.setdefault(int(idx), {})[key] = value
+    return {"state": state, "param_groups": groups}
+
+
+def module_tensors(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {f"{prefix}.{k}": v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+
+
+def split_prefix(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    cut = len(prefix) + 1
+    return {k[cut:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
+def save_checkpoint(path_json: Path, modules: dict[str, torch.nn.Module],
+                    optimizers: dict[str, torch.optim.Optimizer], extra_tensors: dict[str, torch.Tensor],
+                    state: dict[str, Any]) -> None:
+    """Write ``<name>.safetensors`` then ``<name>.json``; the JSON names and sizes the tensors."""
+    tensors: dict[str, torch.Tensor] = {}
+    groups = {}
+    for prefix, module in modules.items():
+        tensors.update(module_tensors(prefix, module))
+    for prefix, opt in optimizers.items():
+        flat, groups[prefix] = _flatten_optimizer(prefix, opt)
+        tensors.update(flat)
+    tensors.update({k: v.detach().cpu().contiguous() for k, v in extra_tensors.items()})
+    path_tensors = path_json.with_suffix(".safetensors")
+    atomic_write(path_tensors, lambda tmp: save_file(tensors, str(tmp), metadata={"format": FORMAT}))
+    meta = dict(state, format=FORMAT, tensors=path_tensors.name, tensors_bytes=path_tensors.stat().st_size,
+                tensors_sha1=_sha1(path_tensors), optimizer_groups=groups)
+    atomic_write_json(path_json, meta)
+
+
+def load_checkpoint(path_json: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(state JSON, tensors) of a checkpoint, verified against the sizes and hash it recorded."""
+    try:
+        meta = read_json(path_json)
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot read checkpoint {path_json}: {exc}") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path_json} is not a GAN Studio checkpoint (format {FORMAT})")
+    path_tensors = path_json.parent / meta["tensors"]
+    if not path_tensors.is_file() or path_tensors.stat().st_size != meta["tensors_bytes"]:
+        raise CheckpointError(f"checkpoint tensors {path_tensors} are missing or incomplete")
+    if _sha1(path_tensors) != meta["tensors_sha1"]:
+        raise CheckpointError(f"checkpoint tensors {path_tensors} are corrupt (hash mismatch)")
+    try:
+        tensors = load_file(str(path_tensors))
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"cannot read checkpoint tensors {path_tensors}: {exc}") from exc
+    return meta, tensors
+
+
+def restore_optimizer(opt: torch.optim.Optimizer, prefix: str, meta: dict[str, Any],
+                      tensors: dict[str, torch.Tensor]) -> None:
+    opt.load_state_dict(_unflatten_optimizer(prefix, tensors, meta["optimizer_groups"][prefix]))
+
+
+def _sha1(path: Path) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

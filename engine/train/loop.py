@@ -1,0 +1,303 @@
+"""The training loop: one process (or one rank under torchrun) training one run directory."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import signal
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from engine.config import Config, ConfigError
+from engine.data import load_dataset
+from engine.data.augment import Augmenter
+from engine.data.device_data import DeviceDataset
+from engine.device import configure_backends, detect_device, use_bf16
+from engine.grid import image_grid, save_png, to_uint8
+from engine.models import build_loss, build_model, resolve_options
+from engine.runs import Run
+from engine.runs.files import atomic_write
+from engine.train import distributed
+from engine.train.checkpoint import (CheckpointError, load_checkpoint, restore_optimizer,
+                                     save_checkpoint, split_prefix)
+from engine.train.ema import EMA
+
+log = logging.getLogger(__name__)
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT or by the run's STOP file; the loop finishes the step and saves."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+
+class Trainer:
+    """Builds everything a run needs from its Config and trains until a stop condition."""
+
+    def __init__(self, config: Config, run_dir: str | Path, resume: bool = False) -> None:
+        self.dist = distributed.setup()
+        self.config = config
+        self.run = Run(run_dir)
+        self.device = detect_device(config.train.device) if not self.dist.active else self.dist.device
+        configure_backends(self.device)
+        self.bf16 = use_bf16(self.device, config.train.precision)
+        self.channels_last = self.device.type == "cuda"
+        config.model.options = resolve_options(config.model.name, config.model.options)
+        if config.train.batch_size % self.dist.world_size:
+            raise ConfigError(f"batch size {config.train.batch_size} is not divisible by {self.dist.world_size} processes")
+        self.local_batch = config.train.batch_size // self.dist.world_size
+
+        data = load_dataset(config.data.spec, config.data.resolution)
+        self.dataset_info = {"fingerprint": data.fingerprint, "count": len(data), "classes": data.class_names,
+                             "skipped": len(data.skipped)}
+        self.data = DeviceDataset(data.images, data.labels, self.device, config.train.seed)
+        pair = build_model(config.model.name, config.model.options, config.data.resolution,
+                           len(data.class_names) if config.model.name.startswith("cond") else 0)
+        self.latent_dim, self.num_classes = pair.latent_dim, pair.num_classes
+        torch.manual_seed(config.train.seed)
+        self.G, self.D = pair.generator.to(self.device), pair.discriminator.to(self.device)
+        if self.channels_last:
+            self.G, self.D = self.G.to(memory_format=torch.channels_last), self.D.to(memory_format=torch.channels_last)
+        self.ema = EMA(self.G, config.optim.ema_halflife_images, config.optim.ema_rampup)
+        self.G_train, self.D_train = distributed.wrap(self.G, self.D, self.dist, config.train.sync_batchnorm)
+        fused = self.device.type == "cuda"
+        betas = (config.optim.beta1, config.optim.beta2)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.optim.lr_g, betas=betas, fused=fused)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.optim.lr_d, betas=betas, fused=fused)
+        self.loss = build_loss(config.loss)
+        self.aug = Augmenter(self.device, config.train.seed + self.dist.rank, config.data.flip,
+                             config.data.rotate_degrees, config.data.diffaugment)
+        self.noise = torch.Generator(device=self.device).manual_seed(config.train.seed * 7 + 1 + self.dist.rank)
+        fixed = torch.Generator().manual_seed(config.train.seed + 1)
+        self.fixed_z = torch.randn(config.train.grid_size, self.latent_dim, generator=fixed).to(self.device)
+        self.step = 0
+        self.images = 0
+        self.train_seconds = 0.0
+        self.best: dict[str, Any] = {}
+        if resume:
+            self._resume()
+        elif self.dist.is_main:
+            self.run.path.mkdir(parents=True, exist_ok=True)
+            self.run.write_config(config)
+
+    # ----------------------------------------------------------------- state
+
+    def _state_tensors(self) -> dict[str, torch.Tensor]:
+        tensors = {"rng.cpu": torch.get_rng_state(), "rng.noise": self.noise.get_state(),
+                   "rng.aug": self.aug.get_state()}
+        if self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        return tensors
+
+    def save(self) -> Path | None:
+        """Write a checkpoint (rank 0 only) and prune to keep-last-K."""
+        if not self.dist.is_main:
+            return None
+        path = self.run.checkpoints_dir / f"ckpt_{self.step:08d}.json"
+        save_checkpoint(path, {"G": self.G, "D": self.D, "G_ema": self.ema.ema},
+                        {"opt_G": self.opt_g, "opt_D": self.opt_d}, self._state_tensors(), self._meta())
+        for old in self.run.checkpoints()[:-max(1, self.config.train.keep_checkpoints)]:
+            old.with_suffix(".safetensors").unlink(missing_ok=True)
+            old.unlink(missing_ok=True)
+        return path
+
+    def _meta(self) -> dict[str, Any]:
+        return {"step": self.step, "images": self.images, "train_seconds": self.train_seconds,
+                "data": self.data.state_dict(), "model": self.config.model.name,
+                "model_options": self.config.model.options, "resolution": self.config.data.resolution,
+                "latent_dim": self.latent_dim, "num_classes": self.num_classes, "best": self.best,
+                "world_size": self.dist.world_size, "dataset": self.dataset_info}
+
+    def _resume(self) -> None:
+        path = self.run.latest_checkpoint()
+        if path is None:
+            raise CheckpointError(f"run {self.run.path} has no checkpoint to resume from; start it without --resume")
+        meta, tensors = load_checkpoint(path)
+        self.G.load_state_dict(split_prefix("G", tensors))
+        self.D.load_state_dict(split_prefix("D", tensors))
+        self.ema.ema.load_state_dict(split_prefix("G_ema", tensors))
+        restore_optimizer(self.opt_g, "opt_G", meta, tensors)
+        restore_optimizer(self.opt_d, "opt_D", meta, tensors)
+        torch.set_rng_state(tensors["rng.cpu"])
+        if self.dist.world_size == meta.get("world_size", 1):
+            self.noise.set_state(tensors["rng.noise"])
+            self.aug.set_state(tensors["rng.aug"])
+        if self.device.type == "cuda" and "rng.cuda" in tensors:
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        self.data.load_state_dict(meta["data"])
+        self.step, self.images = meta["step"], meta["images"]
+        self.train_seconds = meta["train_seconds"]
+        self.best = meta.get("best", {})
+
+    # ----------------------------------------------------------------- steps
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.bf16:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        indices = self.data.next_indices(self.config.train.batch_size)
+        mine = indices[self.dist.rank * self.local_batch:(self.dist.rank + 1) * self.local_batch]
+        real, labels = self.data.batch(mine, self.channels_last)
+        return self.aug.real(real), labels
+
+    def _z(self) -> torch.Tensor:
+        return torch.randn(self.local_batch, self.latent_dim, device=self.device, generator=self.noise)
+
+    def train_step(self) -> torch.Tensor:
+        """n_critic D updates then one G update; returns [loss_g, loss_d, d_real, d_fake] on device."""
+        n_critic = self.config.optim.n_critic
+        for i in range(n_critic):
+            real, labels = self._real_batch()
+            z = self._z()
+            with self._autocast():
+                if i == n_critic - 1:
+                    fake = self.G_train(z, labels)
+                else:
+                    with torch.no_grad():
+                        fake = self.G_train(z, labels)
+                real_logits, fake_logits = self.D_train(self.aug.diff(real), self.aug.diff(fake.detach()), labels)
+                loss_d = self.loss.d_loss(real_logits.float(), fake_logits.float())
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+        self.D.requires_grad_(False)
+        with self._autocast():
+            g_logits = self.D(self.aug.diff(fake), labels)
+            loss_g = self.loss.g_loss(g_logits.float())
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        self.D.requires_grad_(True)
+        self.images += self.config.train.batch_size
+        self.ema.update(self.G, self.config.train.batch_size, self.images)
+        self.step += 1
+        with torch.no_grad():
+            probe = torch.sigmoid if self.config.loss.kind == "bce" else (lambda t: t)
+            return torch.stack([loss_g.detach().float(), loss_d.detach().float(),
+                                probe(real_logits.detach().float()).mean(), probe(fake_logits.detach().float()).mean()])
+
+    # ----------------------------------------------------------------- outputs
+
+    @torch.no_grad()
+    def write_grid(self) -> None:
+        if not self.dist.is_main:
+            return
+        labels = torch.arange(len(self.fixed_z), device=self.device) % max(1, self.num_classes)
+        with self._autocast():
+            images = to_uint8(self.ema.ema(self.fixed_z, labels))
+        grid = image_grid(images, columns=int(math.sqrt(len(images))) or 1)
+        atomic_write(self.run.grids_dir / f"step_{self.step:08d}.png", lambda tmp: save_png(grid, str(tmp)))
+
+    def _limits(self) -> dict[str, float]:
+        t = self.config.train
+        return {k: v for k, v in (("steps", t.max_steps), ("images", t.max_images), ("seconds", t.max_seconds)) if v}
+
+    def progress(self) -> float | None:
+        done = {"steps": self.step, "images": self.images, "seconds": self.train_seconds}
+        limits = self._limits()
+        return min(1.0, max(done[k] / v for k, v in limits.items())) if limits else None
+
+    def finished(self) -> bool:
+        progress = self.progress()
+        return progress is not None and progress >= 1.0
+
+    def _status(self, state: str, img_per_sec: float = 0.0, error: str | None = None) -> None:
+        if not self.dist.is_main:
+            return
+        progress = self.progress()
+        eta = None
+        if progress and img_per_sec > 0 and state == "running":
+            eta = self.train_seconds * (1 - progress) / max(progress, 1e-9) if progress < 1 else 0.0
+        self.run.write_status(state=state, pid=os.getpid(), heartbeat=time.time(), step=self.step,
+                              images=self.images, progress=progress, img_per_sec=img_per_sec, eta_seconds=eta,
+                              error=error, device=str(self.device), train_seconds=self.train_seconds,
+                              started_at=self._started_at)
+
+    # ----------------------------------------------------------------- loop
+
+    def train(self, stop: StopFlag | None = None, on_log: ProgressFn | None = None,
+              on_eval: Callable[["Trainer"], None] | None = None) -> str:
+        """Train until a limit or a stop request; returns the final state (finished or stopped)."""
+        stop = stop or StopFlag()
+        self._started_at = time.time()
+        cfg = self.config.train
+        if self.dist.is_main:
+            self.run.stop_path.unlink(missing_ok=True)
+        self._status("running")
+        if not self.run.grids():
+            self.write_grid()
+        acc = torch.zeros(4, device=self.device)
+        acc_steps, window_images, window_start = 0, 0, time.perf_counter()
+        session_start, base_seconds = time.perf_counter(), self.train_seconds
+        img_per_sec = 0.0
+        state = "finished"
+        try:
+            while not self.finished():
+                requested = stop.requested or (self.dist.is_main and self.run.stop_requested())
+                if distributed.any_flag(requested, self.dist):
+                    state = "stopped"
+                    break
+                acc += self.train_step()
+                acc_steps += 1
+                window_images += cfg.batch_size
+                self.train_seconds = base_seconds + time.perf_counter() - session_start
+                if self.step % cfg.log_every == 0 or self.finished():
+                    values = (acc / acc_steps).tolist()
+                    elapsed = time.perf_counter() - window_start
+                    img_per_sec = window_images / max(elapsed, 1e-9)
+                    record = {"kind": "train", "step": self.step, "images": self.images,
+                              "time": round(self.train_seconds, 3), "loss_g": values[0], "loss_d": values[1],
+                              "d_real": values[2], "d_fake": values[3], "img_per_sec": img_per_sec,
+                              "lr_g": self.opt_g.param_groups[0]["lr"], "lr_d": self.opt_d.param_groups[0]["lr"]}
+                    if self.dist.is_main:
+                        self.run.append_metrics(record)
+                    self._status("running", img_per_sec)
+                    if on_log:
+                        on_log(record)
+                    acc.zero_()
+                    acc_steps, window_images, window_start = 0, 0, time.perf_counter()
+                if self.step % cfg.grid_every == 0:
+                    self.write_grid()
+                if on_eval:
+                    on_eval(self)
+                if self.step % cfg.checkpoint_every == 0:
+                    self.save()
+        except BaseException as exc:
+            self._status("failed", img_per_sec, error=describe_error(exc))
+            raise
+        if self.run.grids() and self.run.grids()[-1][0] != self.step:
+            self.write_grid()
+        self.save()
+        self._status(state, img_per_sec)
+        return state
+
+
+def describe_error(exc: BaseException) -> str:
+    """A plain-words description of why training failed."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return "out of memory on the device: lower the batch size, the width (ngf/ndf) or the resolution"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    text = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, (ConfigError, CheckpointError, ValueError, FileNotFoundError)):
+        return text
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" (in {Path(frame.filename).name}:{frame.lineno})" if frame else ""
+    return f"{type(exc).__name__}: {text}{where}"

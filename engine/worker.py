@@ -1,0 +1,54 @@
+"""Starting training as a detached worker process (what the studio does instead of training)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from engine.config import Config
+from engine.device import detect_device
+from engine.runs import Run, list_runs
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class RunConflictError(RuntimeError):
+    """Another live run already uses the device this run would train on."""
+
+
+def _device_key(config: Config) -> str:
+    device = detect_device(config.train.device)
+    return f"{device.type}:{device.index or 0}" if device.type == "cuda" else device.type
+
+
+def start_training(config: Config, run_dir: str | Path, resume: bool = False) -> int:
+    """Launch ``python -m engine train`` for run_dir in its own session; returns the worker's pid.
+
+    Refuses (RunConflictError) when a live run under the same runs root shares the device.
+    """
+    run = Run(run_dir)
+    if run.is_live():
+        raise RunConflictError(f"run {run.name} is already training")
+    key = _device_key(config)
+    for other in list_runs(run.path.parent):
+        if other.path != run.path and other.is_live() and _device_key(other.config()) == key:
+            raise RunConflictError(f"run {other.name} is already training on {key}; stop it first "
+                                   "or wait for it to finish")
+    if resume and run.latest_checkpoint() is None:
+        raise RunConflictError(f"run {run.name} has no checkpoint to resume from")
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.write_config(config)
+    command = [sys.executable, "-m", "engine", "train", "--config", str(run.config_path), "--run-dir", str(run.path),
+               "--no-progress"] + (["--resume"] if resume else [])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
+               PYTHONUNBUFFERED="1")
+    with open(run.log_path, "ab") as log:
+        process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    run.stop_path.unlink(missing_ok=True)
+    run.write_status(state="starting", pid=process.pid, step=0, images=0, progress=None, error=None,
+                     heartbeat=time.time(), started_at=time.time())
+    return process.pid
