@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -138,7 +139,7 @@ def resolve_train_config(args: argparse.Namespace) -> Config:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from engine.runs import new_run_dir
+    from engine.runs import Run, new_run_dir
     from engine.train import StopFlag, Trainer
 
     config = resolve_train_config(args)
@@ -146,7 +147,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.resume and (run_dir / "config.json").exists() and (run_dir / "checkpoints").exists():
         raise FileExistsError(f"run directory {run_dir} already holds a run: add --resume to continue it, "
                               "or choose another --run-dir")
-    trainer = Trainer(config, run_dir, resume=args.resume)
+    try:
+        trainer = Trainer(config, run_dir, resume=args.resume)
+    except Exception as exc:
+        if run_dir.is_dir():
+            run = Run(run_dir)
+            run.write_status(**dict(run.status(), state="failed", error=describe_error(exc), pid=os.getpid()))
+        raise
     stop = StopFlag()
     stop.install()
     bar = None if args.no_progress or not trainer.dist.is_main else _Bar(trainer)

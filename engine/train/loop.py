@@ -124,10 +124,7 @@ class Trainer:
                 "world_size": self.dist.world_size, "dataset": self.dataset_info}
 
     def _resume(self) -> None:
-        path = self.run.latest_checkpoint()
-        if path is None:
-            raise CheckpointError(f"run {self.run.path} has no checkpoint to resume from; start it without --resume")
-        meta, tensors = load_checkpoint(path)
+        meta, tensors = self._latest_valid_checkpoint()
         self.G.load_state_dict(split_prefix("G", tensors))
         self.D.load_state_dict(split_prefix("D", tensors))
         self.ema.ema.load_state_dict(split_prefix("G_ema", tensors))
@@ -143,6 +140,19 @@ class Trainer:
         self.step, self.images = meta["step"], meta["images"]
         self.train_seconds = meta["train_seconds"]
         self.best = meta.get("best", {})
+
+    def _latest_valid_checkpoint(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """The newest checkpoint that verifies; damaged newer ones are reported and passed over."""
+        problems = []
+        for path in reversed(self.run.checkpoints()):
+            try:
+                return load_checkpoint(path)
+            except CheckpointError as exc:
+                log.warning("skipping damaged checkpoint: %s", exc)
+                problems.append(str(exc))
+        detail = f" ({'; '.join(problems)})" if problems else ""
+        raise CheckpointError(f"run {self.run.path} has no usable checkpoint to resume from{detail}; "
+                              "start a new run instead of --resume")
 
     # ----------------------------------------------------------------- steps
 

@@ -1,0 +1,111 @@
+"""Feature networks behind a registry: 'inception' is the standard one; tests and plugins add others."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Callable
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from engine.metrics import weights
+
+INCEPTION = "inception"
+
+
+@dataclass
+class FeatureSet:
+    """Features of a set of images: `pool` (N×D, the FID/KID/PR space) and `logits` (N×C, for IS)."""
+
+    pool: torch.Tensor
+    logits: torch.Tensor | None = None
+    _fid_stats: dict[str, np.ndarray] | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.pool)
+
+    def fid_stats(self) -> dict[str, np.ndarray]:
+        """Mean and covariance of `pool` as torch-fidelity computes them (computed once)."""
+        if self._fid_stats is None:
+            from torch_fidelity.metric_fid import fid_features_to_statistics  # slow import, only when used
+
+            self._fid_stats = fid_features_to_statistics(self.pool)
+        return self._fid_stats
+
+
+@dataclass
+class FeatureNet:
+    """A network called on uint8 N×3×H×W images that returns (pool features, class logits)."""
+
+    cache_id: str  # names the network and its weights; part of the real-statistics cache key
+    module: torch.nn.Module
+    device: torch.device
+
+    @torch.inference_mode()
+    def extract(self, images: np.ndarray, batch_size: int = 64) -> FeatureSet:
+        """Features of uint8 N×H×W×3 images, on the CPU as float32."""
+        pools, logits = [], []
+        for start in range(0, len(images), batch_size):
+            batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size]))
+            pool, logit = self.module(batch.permute(0, 3, 1, 2).to(self.device))
+            pools.append(pool.float().cpu())
+            logits.append(logit.float().cpu())
+        return FeatureSet(torch.cat(pools), torch.cat(logits))
+
+
+FeatureNetLoader = Callable[[str, torch.device], FeatureNet]
+_NETS: dict[str, FeatureNetLoader] = {}
+
+
+def register_feature_net(name: str, loader: FeatureNetLoader) -> None:
+    """Make `loader(weights_path, device) -> FeatureNet` selectable as `name`.
+
+    A loader raises MetricUnavailable when its weights cannot be had.
+    """
+    _NETS[name] = loader
+
+
+def feature_net_names() -> list[str]:
+    return sorted(_NETS)
+
+
+def load_feature_net(name: str, weights_path: str, device: torch.device) -> FeatureNet:
+    """Load a registered feature network; MetricUnavailable when it cannot run here."""
+    if name not in _NETS:
+        raise ValueError(f"unknown feature network {name!r} (known: {', '.join(feature_net_names())})")
+    return _NETS[name](weights_path, device)
+
+
+def build_inception(state_dict: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """torch-fidelity's Inception-v3 with the given weights.
+
+    It resizes to 299×299 with the TensorFlow-1.x-compatible bilinear resize (no antialias), as the
+    original FID/IS code did, and returns (pool3 2048-d features, logits without bias for IS).
+    """
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    # torch-fidelity reads weights with torch.load(path, weights_only=False). We give it an in-memory
+    # copy of tensors that were read with safetensors, so no file from disk is ever unpickled here.
+    buffer = io.BytesIO()
+    torch.save(state_dict, buffer)
+    buffer.seek(0)
+    return FeatureExtractorInceptionV3(
+        "gan-studio-inception", ["2048", "logits_unbiased"], feature_extractor_weights_path=buffer
+    )
+
+
+@lru_cache(maxsize=2)
+def _inception_module(path: str, mtime_ns: int, device: str) -> torch.nn.Module:
+    return build_inception(load_file(path)).to(device)
+
+
+def _load_inception(weights_path: str, device: torch.device) -> FeatureNet:
+    path = weights.resolve(weights.INCEPTION, weights_path)
+    module = _inception_module(str(path), path.stat().st_mtime_ns, str(device))
+    return FeatureNet(weights.INCEPTION.cache_id, module, device)
+
+
+register_feature_net(INCEPTION, _load_inception)

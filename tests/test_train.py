@@ -1,0 +1,117 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from engine import load_dataset, load_generator
+from engine.runs import Run
+from engine.train import CheckpointError, StopFlag, Trainer
+from tests.conftest import tiny_config
+
+
+def _moment_distance(fake: np.ndarray, real: np.ndarray) -> float:
+    """Distance between per-pixel mean and std images: 0 when the two sets match in both."""
+    f, r = fake.astype(np.float64) / 255, real.astype(np.float64) / 255
+    return float(np.abs(f.mean(0) - r.mean(0)).mean() + np.abs(f.std(0) - r.std(0)).mean())
+
+
+def test_short_training_moves_samples_toward_the_data(tmp_path):
+    config = tiny_config(max_steps=150, dataset="builtin:faces:512")
+    config.model.options = {"ngf": 16, "ndf": 16}
+    config.train.batch_size = 32
+    config.optim.ema_halflife_images = 500
+    trainer = Trainer(config, tmp_path / "run")
+    real = load_dataset("builtin:faces:512", 32).images
+    seeds = range(256)
+    with torch.no_grad():
+        before = load_generator_from(trainer).sample(seeds=seeds)
+    assert trainer.train() == "finished"
+    after = load_generator(tmp_path / "run").sample(seeds=seeds)
+    d_before, d_after = _moment_distance(before, real), _moment_distance(after, real)
+    assert d_after < 0.5 * d_before, (d_before, d_after)
+    records = [r for r in Run(tmp_path / "run").metrics() if r["kind"] == "train"]
+    assert [r["step"] for r in records] == list(range(5, 151, 5))
+    assert all(np.isfinite(r["loss_g"]) and 0 <= r["d_real"] <= 1 for r in records)
+
+
+def load_generator_from(trainer: Trainer):
+    from engine.generator import Generator
+
+    info = {"latent_dim": trainer.latent_dim, "resolution": 32, "model": "dcgan"}
+    return Generator(trainer.ema.ema, info)
+
+
+def _tensors(trainer: Trainer) -> dict[str, torch.Tensor]:
+    out = {f"G.{k}": v for k, v in trainer.G.state_dict().items()}
+    out.update({f"D.{k}": v for k, v in trainer.D.state_dict().items()})
+    out.update({f"E.{k}": v for k, v in trainer.ema.ema.state_dict().items()})
+    for name, opt in (("oG", trainer.opt_g), ("oD", trainer.opt_d)):
+        for idx, state in opt.state_dict()["state"].items():
+            out.update({f"{name}.{idx}.{k}": v for k, v in state.items()})
+    return out
+
+
+def test_resume_equals_straight_run(tmp_path):
+    def config(steps):
+        cfg = tiny_config(max_steps=steps, checkpoint_every=7)
+        cfg.data.diffaugment = "color,translation,cutout"
+        cfg.data.rotate_degrees = 5.0
+        cfg.model.options["d_dropout"] = 0.2
+        return cfg
+
+    straight = Trainer(config(24), tmp_path / "straight")
+    straight.train()
+    first = Trainer(config(12), tmp_path / "split")
+    first.train()
+    resumed = Trainer(config(24), tmp_path / "split", resume=True)
+    assert resumed.step == 12
+    resumed.train()
+    a, b = _tensors(straight), _tensors(resumed)
+    assert a.keys() == b.keys()
+    mismatched = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not mismatched, mismatched[:5]
+    assert resumed.data.state_dict() == straight.data.state_dict()
+
+
+def test_stop_request_finishes_step_and_checkpoints(tmp_path):
+    trainer = Trainer(tiny_config(max_steps=1000), tmp_path / "run")
+    flag = StopFlag()
+
+    def stop_at_step_7(record):
+        if record["step"] >= 5:
+            Run(tmp_path / "run").request_stop()
+
+    assert trainer.train(flag, on_log=stop_at_step_7) == "stopped"
+    run = Run(tmp_path / "run")
+    assert run.status()["state"] == "stopped"
+    latest = json.loads(run.latest_checkpoint().read_text())
+    assert latest["step"] == trainer.step == 6
+    resumed = Trainer(tiny_config(max_steps=10), tmp_path / "run", resume=True)
+    assert resumed.train() == "finished" and resumed.step == 10
+
+
+def test_keep_last_k_and_damaged_latest_checkpoint(tmp_path):
+    trainer = Trainer(tiny_config(max_steps=40, checkpoint_every=5, keep_checkpoints=2), tmp_path / "run")
+    trainer.train()
+    run = Run(tmp_path / "run")
+    assert [p.name for p in run.checkpoints()] == ["ckpt_00000035.json", "ckpt_00000040.json"]
+    run.latest_checkpoint().with_suffix(".safetensors").write_bytes(b"broken")
+    resumed = Trainer(tiny_config(max_steps=45), tmp_path / "run", resume=True)
+    assert resumed.step == 35
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
+    Trainer(tiny_config(max_steps=0), tmp_path / "run")
+    with pytest.raises(CheckpointError, match="no usable checkpoint"):
+        Trainer(tiny_config(), tmp_path / "run", resume=True)
+
+
+def test_limits_by_images_and_seconds(tmp_path):
+    by_images = Trainer(tiny_config(max_steps=0, max_images=80), tmp_path / "a")
+    by_images.train()
+    assert by_images.images == 80 and by_images.step == 5
+    by_time = Trainer(tiny_config(max_steps=0, max_seconds=1.5), tmp_path / "b")
+    by_time.train()
+    assert 1.5 <= by_time.train_seconds < 10
+    assert Run(tmp_path / "b").status()["progress"] == 1.0
