@@ -12,8 +12,8 @@ from engine.config import Config, DataConfig, LossConfig, ModelConfig, OptimConf
 def suggested_config(device: torch.device) -> Config:
     """A configuration that shows faces quickly on this device (small widths on CPU)."""
     if device.type == "cpu":
-        return Config(model=ModelConfig("dcgan", {"ngf": 32, "ndf": 32}),
-                      train=TrainConfig(batch_size=64, log_every=10, grid_every=100, checkpoint_every=250))
+        return Config(data=DataConfig(resolution=32), model=ModelConfig("dcgan", {"ngf": 32, "ndf": 32}),
+                      train=TrainConfig(batch_size=32, log_every=10, grid_every=50, checkpoint_every=250))
     return Config(model=ModelConfig("dcgan", {"ngf": 64, "ndf": 64}),
                   train=TrainConfig(batch_size=64, log_every=50, grid_every=500, checkpoint_every=2000))
 

@@ -1,0 +1,128 @@
+"""Training throughput: this engine vs a plain PyTorch-example-style loop, same DCGAN and batch.
+
+The example decodes JPEGs with an ImageFolder + DataLoader (worker processes) every step, as the
+PyTorch DCGAN example does; the engine trains from its uint8 dataset resident on the device.
+
+    python bench/train_speed.py [--seconds 30] [--device auto] [--ngf 64] [--batch-size 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.config import Config, DataConfig, ModelConfig, TrainConfig  # noqa: E402
+from engine.data.faces import render_faces  # noqa: E402
+from engine.device import detect_device, device_summary  # noqa: E402
+from engine.models import build_loss, build_model  # noqa: E402
+from engine.train import Trainer  # noqa: E402
+
+SHARED_CATS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "afhq_cat64"
+
+
+def image_folder(count: int) -> Path:
+    """A folder of JPEGs: the shared AFHQ cats when present, else built-in faces written out."""
+    if SHARED_CATS.is_dir():
+        return SHARED_CATS
+    root = Path(tempfile.mkdtemp(prefix="bench-faces-")) / "faces"
+    root.mkdir()
+    images, _ = render_faces(count, 64)
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(root / f"{i:05d}.jpg", quality=95)
+    return root.parent
+
+
+def example_loop(folder: Path, device: torch.device, ngf: int, batch: int, seconds: float, workers: int) -> float:
+    """The PyTorch DCGAN example's loop: ImageFolder + DataLoader, fp32, D real/fake then G."""
+    import torchvision.datasets as dset
+    import torchvision.transforms as T
+
+    transform = T.Compose([T.Resize(64), T.CenterCrop(64), T.ToTensor(), T.Normalize((0.5,) * 3, (0.5,) * 3)])
+    root = folder if any(p.is_dir() for p in folder.iterdir()) else folder.parent
+    data = dset.ImageFolder(str(root), transform=transform)
+    loader = torch.utils.data.DataLoader(data, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
+                                         persistent_workers=workers > 0)
+    pair = build_model("dcgan", {"ngf": ngf, "ndf": ngf}, 64)
+    net_g, net_d = pair.generator.to(device), pair.discriminator.to(device)
+    criterion = torch.nn.BCEWithLogitsLoss()
+    opt_d = torch.optim.Adam(net_d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(net_g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    images, start, warm = 0, 0.0, 3
+    while True:
+        for real, _ in loader:
+            real = real.to(device)
+            net_d.zero_grad()
+            out = net_d(real)
+            err_real = criterion(out, torch.ones_like(out))
+            err_real.backward()
+            fake = net_g(torch.randn(batch, 100, device=device))
+            out = net_d(fake.detach())
+            err_fake = criterion(out, torch.zeros_like(out))
+            err_fake.backward()
+            opt_d.step()
+            net_g.zero_grad()
+            out = net_d(fake)
+            err_g = criterion(out, torch.ones_like(out))
+            err_g.backward()
+            opt_g.step()
+            _ = (err_real + err_fake).item(), err_g.item()
+            if warm:
+                warm -= 1
+                if not warm:
+                    start = time.perf_counter()
+                continue
+            images += batch
+            if time.perf_counter() - start >= seconds:
+                return images / (time.perf_counter() - start)
+
+
+def engine_loop(folder: Path, device: torch.device, ngf: int, batch: int, seconds: float) -> float:
+    """This engine's Trainer on the same folder (decoded once into its uint8 cache)."""
+    config = Config(data=DataConfig(str(folder), 64, flip=False), model=ModelConfig("dcgan", {"ngf": ngf, "ndf": ngf}),
+                    train=TrainConfig(batch_size=batch, device=str(device)))
+    trainer = Trainer(config, Path(tempfile.mkdtemp(prefix="bench-run-")))
+    for _ in range(3):
+        trainer.train_step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    images, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(10):
+            trainer.train_step()
+            images += batch
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    return images / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--ngf", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
+    args = parser.parse_args()
+    device = detect_device(args.device)
+    folder = image_folder(2000)
+    print(f"device: {device_summary(args.device)}; torch {torch.__version__}; threads {torch.get_num_threads()}")
+    print(f"data: {folder}; DCGAN-64 ngf=ndf={args.ngf}, batch {args.batch_size}, {args.seconds:.0f} s each")
+    example = example_loop(folder, device, args.ngf, args.batch_size, args.seconds, args.workers)
+    ours = engine_loop(folder, device, args.ngf, args.batch_size, args.seconds)
+    print(f"{'loop':<44} {'img/s':>10}")
+    print(f"{'PyTorch example (ImageFolder+DataLoader, fp32)':<44} {example:>10.1f}")
+    print(f"{'GAN Studio engine':<44} {ours:>10.1f}")
+    print(f"ratio engine/example: {ours / example:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
