@@ -115,3 +115,19 @@ def test_limits_by_images_and_seconds(tmp_path):
     by_time.train()
     assert 1.5 <= by_time.train_seconds < 10
     assert Run(tmp_path / "b").status()["progress"] == 1.0
+
+
+def test_evaluation_during_training_logs_swd_and_keeps_the_best(tmp_path):
+    config = tiny_config(max_steps=12)
+    config.metrics.every_images = 64
+    config.metrics.names = ["swd", "fid"]
+    config.metrics.num_samples = 64
+    config.metrics.best_metric = "swd"
+    trainer = Trainer(config, tmp_path / "run")
+    trainer.train()
+    evals = [r for r in Run(tmp_path / "run").metrics() if r["kind"] == "eval"]
+    assert [r["images"] for r in evals] == [64, 128, 192]
+    assert all(r["swd_64"] > 0 for r in evals)
+    assert all("fid" in r["errors"] for r in evals)  # no Inception weights offline: training goes on with SWD
+    best = json.loads((tmp_path / "run" / "checkpoints" / "best.json").read_text())
+    assert best["best"]["value"] == min(r["swd_64"] for r in evals)

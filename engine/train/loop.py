@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import torch
 
+from engine import metrics
 from engine.config import Config, ConfigError
 from engine.data import load_dataset
 from engine.data.augment import Augmenter
@@ -66,6 +67,7 @@ class Trainer:
         self.dataset_info = {"fingerprint": data.fingerprint, "count": len(data), "classes": data.class_names,
                              "skipped": len(data.skipped)}
         self.data = DeviceDataset(data.images, data.labels, self.device, config.train.seed)
+        self.real_images = data.images
         pair = build_model(config.model.name, config.model.options, config.data.resolution,
                            len(data.class_names) if config.model.name.startswith("cond") else 0)
         self.latent_dim, self.num_classes = pair.latent_dim, pair.num_classes
@@ -215,6 +217,51 @@ class Trainer:
         grid = image_grid(images, columns=int(math.sqrt(len(images))) or 1)
         atomic_write(self.run.grids_dir / f"step_{self.step:08d}.png", lambda tmp: save_png(grid, str(tmp)))
 
+    def _evaluation_due(self) -> bool:
+        every = self.config.metrics.every_images
+        return every > 0 and self.images // every > (self.images - self.config.train.batch_size) // every
+
+    def evaluate(self) -> dict[str, Any]:
+        """Run the configured metrics on the EMA generator, log them and keep the best checkpoint."""
+        cfg = self.config.metrics
+        record: dict[str, Any] = {"kind": "eval", "step": self.step, "images": self.images,
+                                  "time": round(self.train_seconds, 3)}
+        if not self.dist.is_main:
+            return record
+        try:
+            results = metrics.evaluate(cfg.names, self._sample_fn, self.real_images, cfg.num_samples,
+                                       dataset_key=self.dataset_info["fingerprint"], device=self.device,
+                                       inception_weights=cfg.inception_weights)
+            record.update(results)
+            if results.errors:
+                record["errors"] = results.errors
+        except metrics.MetricUnavailable as exc:
+            log.warning("evaluation skipped: %s", exc)
+            record["errors"] = {name: str(exc) for name in cfg.names}
+        self.run.append_metrics(record)
+        self._track_best(record)
+        return record
+
+    @torch.no_grad()
+    def _sample_fn(self, count: int, first: int) -> Any:
+        gen = torch.Generator().manual_seed(10_000_019 + first)
+        z = torch.randn(count, self.latent_dim, generator=gen).to(self.device)
+        labels = torch.arange(first, first + count, device=self.device) % max(1, self.num_classes)
+        with self._autocast():
+            return to_uint8(self.ema.ema(z, labels))
+
+    def _track_best(self, record: dict[str, Any]) -> None:
+        wanted = self.config.metrics.best_metric
+        key = next((k for k, v in record.items() if isinstance(v, float) and _output_of(k) == wanted), None)
+        if key is None:
+            return
+        value, lower = record[key], metrics.lower_is_better(key)
+        previous = self.best.get("value")
+        if previous is None or (value < previous if lower else value > previous):
+            self.best = {"key": key, "value": value, "step": self.step, "images": self.images}
+            save_checkpoint(self.run.checkpoints_dir / "best.json", {"G": self.G, "D": self.D, "G_ema": self.ema.ema},
+                            {"opt_G": self.opt_g, "opt_D": self.opt_d}, self._state_tensors(), self._meta())
+
     def _limits(self) -> dict[str, float]:
         t = self.config.train
         return {k: v for k, v in (("steps", t.max_steps), ("images", t.max_images), ("seconds", t.max_seconds)) if v}
@@ -242,8 +289,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- loop
 
-    def train(self, stop: StopFlag | None = None, on_log: ProgressFn | None = None,
-              on_eval: Callable[["Trainer"], None] | None = None) -> str:
+    def train(self, stop: StopFlag | None = None, on_log: ProgressFn | None = None) -> str:
         """Train until a limit or a stop request; returns the final state (finished or stopped)."""
         stop = stop or StopFlag()
         self._started_at = time.time()
@@ -285,8 +331,8 @@ class Trainer:
                     acc_steps, window_images, window_start = 0, 0, time.perf_counter()
                 if self.step % cfg.grid_every == 0:
                     self.write_grid()
-                if on_eval:
-                    on_eval(self)
+                if self._evaluation_due():
+                    self.evaluate()
                 if self.step % cfg.checkpoint_every == 0:
                     self.save()
         except BaseException as exc:
@@ -297,6 +343,13 @@ class Trainer:
         self.save()
         self._status(state, img_per_sec)
         return state
+
+
+def _output_of(key: str) -> str | None:
+    try:
+        return metrics.parse_key(key)[0]
+    except ValueError:
+        return None
 
 
 def describe_error(exc: BaseException) -> str:
