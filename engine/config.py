@@ -83,6 +83,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     grid_size: int = 64  # fixed latents shown in progress grids
     sync_batchnorm: bool = False
+    deterministic: bool = False  # bit-exact reruns on CUDA (deterministic kernels, no autotuning)
 
 
 @dataclass

@@ -55,8 +55,13 @@ def use_bf16(device: torch.device, precision: str) -> bool:
     return device.type == "cuda"
 
 
-def configure_backends(device: torch.device) -> None:
-    """TF32 and cuDNN autotuning on CUDA; nothing to do elsewhere."""
+def configure_backends(device: torch.device, deterministic: bool = False) -> None:
+    """TF32 and cuDNN autotuning on CUDA; with ``deterministic``, bit-exact (slower) kernels instead."""
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        return
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True

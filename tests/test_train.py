@@ -16,22 +16,29 @@ def _moment_distance(fake: np.ndarray, real: np.ndarray) -> float:
     return float(np.abs(f.mean(0) - r.mean(0)).mean() + np.abs(f.std(0) - r.std(0)).mean())
 
 
+def _histogram_distance(fake: np.ndarray, real: np.ndarray) -> float:
+    """L1 distance between 32-bin colour histograms, averaged over channels (0 to 2)."""
+    def hist(x, c):
+        return np.histogram(x[..., c], 32, (0, 256))[0] / x[..., c].size
+    return float(np.mean([np.abs(hist(fake, c) - hist(real, c)).sum() for c in range(3)]))
+
+
 def test_short_training_moves_samples_toward_the_data(tmp_path):
-    config = tiny_config(max_steps=150, dataset="builtin:faces:512")
+    config = tiny_config(max_steps=200, dataset="builtin:faces:512")
     config.model.options = {"ngf": 16, "ndf": 16}
     config.train.batch_size = 32
+    config.train.log_every = 10
     config.optim.ema_halflife_images = 500
     trainer = Trainer(config, tmp_path / "run")
     real = load_dataset("builtin:faces:512", 32).images
     seeds = range(256)
-    with torch.no_grad():
-        before = load_generator_from(trainer).sample(seeds=seeds)
+    before = load_generator_from(trainer).sample(seeds=seeds)
     assert trainer.train() == "finished"
     after = load_generator(tmp_path / "run").sample(seeds=seeds)
-    d_before, d_after = _moment_distance(before, real), _moment_distance(after, real)
-    assert d_after < 0.5 * d_before, (d_before, d_after)
+    assert _histogram_distance(after, real) < 0.6 * _histogram_distance(before, real)
+    assert _moment_distance(after, real) < 0.8 * _moment_distance(before, real)
     records = [r for r in Run(tmp_path / "run").metrics() if r["kind"] == "train"]
-    assert [r["step"] for r in records] == list(range(5, 151, 5))
+    assert [r["step"] for r in records] == list(range(10, 201, 10))
     assert all(np.isfinite(r["loss_g"]) and 0 <= r["d_real"] <= 1 for r in records)
 
 

@@ -26,7 +26,8 @@ _CHUNK = 250  # faces per pool task
 _PARALLEL_MIN = 500  # fewer faces than this are rendered in the calling process
 _MAX_WORKERS = 8
 _RAMP = np.arange(256.0)
-_RING = np.exp(1j * np.linspace(0.0, 2.0 * math.pi, 48, endpoint=False))
+_ANGLES = np.linspace(0.0, 2.0 * math.pi, 48, endpoint=False)  # vertices of ovals and heads
+_COS, _SIN = np.cos(_ANGLES), np.sin(_ANGLES)
 
 Color = tuple[int, int, int]
 WHITE: Color = (250, 248, 242)
@@ -101,34 +102,39 @@ class _Pen:
         pen.draw, pen.origin, pen.rot = draw, self.origin, self.rot
         return pen
 
-    def _xy(self, pts: np.ndarray) -> list[float]:
+    def _px(self, pts: np.ndarray) -> list[float]:
+        """Face points to a flat list of pixel coordinates."""
         return np.ascontiguousarray(self.origin + self.rot * pts).view(np.float64).tolist()
 
     def shape(self, pts: np.ndarray, fill: Color | int | None, outline: Color | None = None,
               width: float = 0.04) -> None:
         """Fill a polygon, optionally outlined ``width`` face units thick."""
-        xy = self._xy(pts)
-        if fill is not None:
-            self.draw.polygon(xy, fill=fill)
-        if outline is not None:
-            self._stroke(xy + xy[:2], outline, width, len(pts))
-
-    def line(self, pts: np.ndarray, fill: Color, width: float = 0.04) -> None:
-        """A polyline ``width`` face units thick."""
-        self._stroke(self._xy(pts), fill, width, len(pts))
-
-    def _stroke(self, xy: list[float], fill: Color, width: float, n: int) -> None:
-        # round joints are slow in PIL and only needed where few points meet at sharp angles
-        w = max(1, round(width * abs(self.rot)))
-        self.draw.line(xy, fill=fill, width=w, joint="curve" if n <= 4 else None)
+        self._polygon(self._px(pts), fill, outline, width)
 
     def oval(self, at: complex, rx: float, ry: float, fill: Color | int | None,
              outline: Color | None = None, tilt: float = 0.0, point: float = 0.0,
              width: float = 0.04) -> None:
         """An ellipse turned by ``tilt``; ``point`` in 0..1 sharpens its ends into an almond."""
-        y = _RING.imag * np.abs(_RING.imag) ** point if point else _RING.imag
-        turn = complex(math.cos(tilt), math.sin(tilt))
-        self.shape(at + (rx * _RING.real + 1j * ry * y) * turn, fill, outline, width)
+        y = _SIN * np.abs(_SIN) ** point if point else _SIN
+        turn = self.rot * complex(math.cos(tilt), math.sin(tilt))
+        z = (self.origin + self.rot * at) + (turn * rx) * _COS + (turn * ry * 1j) * y
+        self._polygon(z.view(np.float64).tolist(), fill, outline, width)
+
+    def line(self, pts: np.ndarray, fill: Color, width: float = 0.04) -> None:
+        """A polyline ``width`` face units thick."""
+        self._stroke(self._px(pts), fill, width)
+
+    def _polygon(self, xy: list[float], fill: Color | int | None, outline: Color | None,
+                 width: float) -> None:
+        if fill is not None:
+            self.draw.polygon(xy, fill=fill)
+        if outline is not None:
+            self._stroke(xy + xy[:2], outline, width)
+
+    def _stroke(self, xy: list[float], fill: Color, width: float) -> None:
+        # round joints are slow in PIL and only needed where few points meet at sharp angles
+        w = max(1, round(width * abs(self.rot)))
+        self.draw.line(xy, fill=fill, width=w, joint="curve" if len(xy) <= 10 else None)
 
 
 def _arc(at: complex, rx: float, ry: float, a0: float, a1: float, n: int = 12) -> np.ndarray:
@@ -141,10 +147,12 @@ def _pick_look(rng: random.Random, species: str) -> _Look:
     """Draw the colours, marking and proportions of one face of ``species``."""
     u = rng.uniform
     fur = _jitter(rng, rng.choice(_FURS[species]))
-    lk = _Look(species, fur, _shade(fur, u(0.45, 0.65)), _mix(fur, WHITE, u(0.55, 0.9)), "none",
-               (u(1.0, 1.15), u(0.85, 0.95), u(0.85, 0.95), 0.1, u(2.2, 2.6)), "pointed",
-               _jitter(rng, rng.choice(_EYES)), u(0.19, 0.26), u(0.33, 0.48), u(-0.12, 0.05), 0.32)
-    if species == "cat":
+    lk = _Look(species=species, fur=fur, mark=_shade(fur, u(0.45, 0.65)),
+               light=_mix(fur, WHITE, u(0.55, 0.9)), pattern="none",
+               head=(u(1.0, 1.15), u(0.85, 0.95), u(0.85, 0.95), 0.1, u(2.2, 2.6)), ears="pointed",
+               eye=_jitter(rng, rng.choice(_EYES)), eye_size=u(0.19, 0.26), eye_gap=u(0.33, 0.48),
+               eye_y=u(-0.12, 0.05), nose_y=0.32)  # a cat's; the other species change some
+    if species == "cat":  # tabbies twice as likely
         lk.pattern = rng.choice(["stripes", "stripes", "patches", "tuxedo", "none"])
         if lk.pattern == "patches":  # calico: white with orange or black patches
             lk.fur, lk.mark = _jitter(rng, WHITE, 8), rng.choice([(220, 130, 50), (45, 40, 40)])
@@ -194,7 +202,7 @@ def _background(rng: random.Random, size: int) -> Image.Image:
     c0 = colorsys.hsv_to_rgb(h, rng.uniform(0.1, 0.5), rng.uniform(0.55, 0.95))
     c1 = colorsys.hsv_to_rgb((h + rng.uniform(-0.15, 0.15)) % 1.0, rng.uniform(0.1, 0.6),
                              rng.uniform(0.35, 0.95))
-    img = _gradient(size, rng.randrange(9)).copy()  # a palette image: the gradient is its palette
+    img = _gradient(size, rng.randrange(9)).copy()  # the ramp indexes a palette from c0 to c1
     img.putpalette((np.outer(255.0 - _RAMP, c0) + np.outer(_RAMP, c1)).astype(np.uint8).tobytes())
     return img.convert("RGB")
 
@@ -266,7 +274,7 @@ def _ears(pen: _Pen, lk: _Look, rng: random.Random, outline: Color, front: bool)
 def _head_points(lk: _Look) -> np.ndarray:
     """The head outline: a superellipse, taller below than above, narrowing towards the chin."""
     rx, ry_top, ry_bottom, taper, square = lk.head
-    c, s = _RING.real, _RING.imag
+    c, s = _COS, _SIN
     x = rx * np.sign(c) * np.abs(c) ** (2.0 / square)
     y = np.sign(s) * np.abs(s) ** (2.0 / square) * np.where(s > 0, ry_bottom, ry_top)
     return x * (1.0 - taper * np.clip(s, 0.0, None) ** 2) + 1j * y

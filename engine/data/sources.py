@@ -83,10 +83,13 @@ def _builtin_source(spec: str, rest: str) -> Source:
         raise DatasetError(f"image count in {spec!r} must be between 1 and 1,000,000")
 
     def decode(resolution: int) -> Decoded:
-        images, labels = faces.render_faces(count, resolution, seed=0)
+        try:
+            images, labels = faces.render_faces(count, resolution, seed=0)
+        except ValueError as exc:
+            raise DatasetError(str(exc)) from exc
         return Decoded(images, labels.astype(np.int64), list(faces.SPECIES))
 
-    return Source(spec, f"builtin-faces-v1-n{count}", decode)
+    return Source(spec, f"builtin-faces-v2-n{count}", decode)
 
 
 def _path_source(spec: str) -> Source:

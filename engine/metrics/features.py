@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import io
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -48,12 +49,25 @@ class FeatureNet:
     def extract(self, images: np.ndarray, batch_size: int = 64) -> FeatureSet:
         """Features of uint8 N×H×W×3 images, on the CPU as float32."""
         pools, logits = [], []
-        for start in range(0, len(images), batch_size):
-            batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size]))
-            pool, logit = self.module(batch.permute(0, 3, 1, 2).to(self.device))
-            pools.append(pool.float().cpu())
-            logits.append(logit.float().cpu())
+        with full_precision(self.device):
+            for start in range(0, len(images), batch_size):
+                batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size]))
+                pool, logit = self.module(batch.permute(0, 3, 1, 2).to(self.device))
+                pools.append(pool.float().cpu())
+                logits.append(logit.float().cpu())
         return FeatureSet(torch.cat(pools), torch.cat(logits))
+
+
+@contextmanager
+def full_precision(device: torch.device) -> Iterator[None]:
+    """No autocast and no TF32 inside: TF32 convolutions move Inception features by ~5e-4 (relative)."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        with torch.autocast(device.type, enabled=False):
+            yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 FeatureNetLoader = Callable[[str, torch.device], FeatureNet]

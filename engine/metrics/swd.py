@@ -68,19 +68,14 @@ class PatchSampler:
             self.patches[level].append(self._sample(band))
 
     def _sample(self, band: torch.Tensor) -> torch.Tensor:
-        count, channels, size = len(band), band.shape[1], band.shape[-1]
-        half = PATCH // 2
+        count, size = len(band), band.shape[-1]
+        windows = band.unfold(2, PATCH, 1).unfold(3, PATCH, 1)  # N×3×(S-6)×(S-6)×7×7, a view
         number = count * self.per_image
         image = torch.arange(count).repeat_interleave(self.per_image)
-        rows = torch.randint(half, size - half, (number, 1), generator=self.generator) + torch.arange(-half, half + 1)
-        cols = torch.randint(half, size - half, (number, 1), generator=self.generator) + torch.arange(-half, half + 1)
-        index = (
-            image[:, None, None, None],
-            torch.arange(channels)[None, :, None, None],
-            rows[:, None, :, None],
-            cols[:, None, None, :],
-        )
-        return band[tuple(i.to(band.device) for i in index)]  # number×3×7×7
+        row = torch.randint(0, size - PATCH + 1, (number,), generator=self.generator)
+        col = torch.randint(0, size - PATCH + 1, (number,), generator=self.generator)
+        device = band.device
+        return windows[image.to(device), :, row.to(device), col.to(device)]  # number×3×7×7
 
     def finish(self, count: int) -> list[torch.Tensor]:
         """Per level: `count` patches, normalised per channel, flattened to count×147."""
@@ -102,10 +97,15 @@ def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, seed: int = 0) -> float
     for _ in range(DIR_REPEATS):
         directions = torch.randn(a.shape[1], DIRS_PER_REPEAT, generator=generator)
         directions = (directions / directions.norm(dim=0, keepdim=True)).to(a.device)
-        projected_a = torch.sort(a @ directions, dim=0).values
-        projected_b = torch.sort(b @ directions, dim=0).values
-        distances.append((projected_a - projected_b).abs().mean().item())
+        distances.append((_sorted(a @ directions) - _sorted(b @ directions)).abs().mean().item())
     return float(np.mean(distances))
+
+
+def _sorted(projections: torch.Tensor) -> torch.Tensor:
+    """Sort each column; on the CPU numpy's SIMD sort is ~20× faster than torch's."""
+    if projections.device.type == "cpu":
+        return torch.from_numpy(np.sort(projections.T.numpy(), axis=1).T)
+    return torch.sort(projections, dim=0).values
 
 
 def patch_count(n_real: int, n_fake: int) -> int:

@@ -2,9 +2,9 @@
 
 Order: an explicit path (CLI flag, config field, studio field), then $GAN_STUDIO_INCEPTION_WEIGHTS,
 then the converted copy in the cache, then the original .pth in the cache folder or in torch's hub
-cache, then a download (not under HF_HUB_OFFLINE=1 / GAN_STUDIO_OFFLINE=1). A .pth is unpickled
-only after its SHA-256 matched and only with torch.load(weights_only=True); it is converted once
-to safetensors, which is what is loaded from then on.
+cache, then a download (not under HF_HUB_OFFLINE=1 / GAN_STUDIO_OFFLINE=1). A .pth is unpickled only
+after its SHA-256 matched the published file's, and only with torch.load(weights_only=True); it is
+converted once to safetensors, which is what is loaded from then on.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from engine.metrics.errors import MetricUnavailable
@@ -32,11 +32,11 @@ DOWNLOAD_TIMEOUT_S = 20.0
 
 @dataclass(frozen=True)
 class WeightsSpec:
-    """A published weights file, identified by the SHA-256 prefix in its name (torch.hub's rule)."""
+    """A published weights file and the SHA-256 of its exact bytes."""
 
     file_name: str
     url: str
-    sha256_prefix: str
+    sha256: str
     cache_id: str  # also names the converted copy: <cache_id>.safetensors
 
     @property
@@ -48,7 +48,7 @@ INCEPTION = WeightsSpec(
     file_name="weights-inception-2015-12-05-6726825d.pth",
     url="https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
     "weights-inception-2015-12-05-6726825d.pth",
-    sha256_prefix="6726825d",
+    sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",  # 95,628,359 bytes
     cache_id="inception-2015-12-05-6726825d",
 )
 
@@ -112,9 +112,9 @@ def _check_converted(spec: WeightsSpec, path: Path) -> None:
     try:
         with safe_open(str(path), "pt") as handle:
             source = (handle.metadata() or {}).get("source_sha256", "")
-    except Exception as exc:  # safetensors raises its own error types for damaged files
-        raise MetricUnavailable(f"{path} is not a readable safetensors file ({exc})") from None
-    if not source.startswith(spec.sha256_prefix):
+    except (SafetensorError, OSError) as exc:
+        raise MetricUnavailable(f"{path} is not a readable safetensors file ({exc}); delete it and retry") from None
+    if source != spec.sha256:
         raise MetricUnavailable(
             f"{path} is not a converted copy of {spec.file_name}; point at the original .pth instead"
         )
@@ -131,10 +131,10 @@ def _sha256(path: Path) -> str:
 def _convert(spec: WeightsSpec, source: Path) -> Path:
     """Verify `source` by hash, unpickle it with weights_only=True and store it as safetensors."""
     digest = _sha256(source)
-    if not digest.startswith(spec.sha256_prefix):
+    if digest != spec.sha256:
         raise MetricUnavailable(
-            f"{source} is not {spec.file_name}: its SHA-256 starts with {digest[:8]}, "
-            f"expected {spec.sha256_prefix}. Use the file from {spec.url}"
+            f"{source} is not {spec.file_name}: its SHA-256 is {digest[:12]}…, expected {spec.sha256[:12]}…. "
+            f"Use the file from {spec.url}"
         )
     target = weights_dir() / spec.converted_name
     if not target.is_file():

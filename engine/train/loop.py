@@ -55,7 +55,7 @@ class Trainer:
         self.config = config
         self.run = Run(run_dir)
         self.device = detect_device(config.train.device) if not self.dist.active else self.dist.device
-        configure_backends(self.device)
+        configure_backends(self.device, config.train.deterministic)
         self.bf16 = use_bf16(self.device, config.train.precision)
         self.channels_last = self.device.type == "cuda"
         config.model.options = resolve_options(config.model.name, config.model.options)
@@ -68,10 +68,10 @@ class Trainer:
                              "skipped": len(data.skipped)}
         self.data = DeviceDataset(data.images, data.labels, self.device, config.train.seed)
         self.real_images = data.images
+        torch.manual_seed(config.train.seed)
         pair = build_model(config.model.name, config.model.options, config.data.resolution,
                            len(data.class_names) if config.model.name.startswith("cond") else 0)
         self.latent_dim, self.num_classes = pair.latent_dim, pair.num_classes
-        torch.manual_seed(config.train.seed)
         self.G, self.D = pair.generator.to(self.device), pair.discriminator.to(self.device)
         if self.channels_last:
             self.G, self.D = self.G.to(memory_format=torch.channels_last), self.D.to(memory_format=torch.channels_last)
