@@ -39,6 +39,7 @@ def start_training(config: Config, run_dir: str | Path, resume: bool = False) ->
                                    "or wait for it to finish")
     if resume and run.latest_checkpoint() is None:
         raise RunConflictError(f"run {run.name} has no checkpoint to resume from")
+    previous = run.status() if resume else {}
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_config(config)
     command = [sys.executable, "-m", "engine", "train", "--config", str(run.config_path), "--run-dir", str(run.path),
@@ -49,6 +50,6 @@ def start_training(config: Config, run_dir: str | Path, resume: bool = False) ->
         process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, env=env, start_new_session=True)
     run.stop_path.unlink(missing_ok=True)
-    run.write_status(state="starting", pid=process.pid, step=0, images=0, progress=None, error=None,
-                     heartbeat=time.time(), started_at=time.time())
+    run.write_status(state="starting", pid=process.pid, step=previous.get("step", 0), images=previous.get("images", 0),
+                     progress=previous.get("progress"), error=None, heartbeat=time.time(), started_at=time.time())
     return process.pid

@@ -85,15 +85,15 @@ def test_stop_request_finishes_step_and_checkpoints(tmp_path):
     trainer = Trainer(tiny_config(max_steps=1000), tmp_path / "run")
     flag = StopFlag()
 
-    def stop_at_step_7(record):
+    def stop_after_step_5(record):
         if record["step"] >= 5:
             Run(tmp_path / "run").request_stop()
 
-    assert trainer.train(flag, on_log=stop_at_step_7) == "stopped"
+    assert trainer.train(flag, on_log=stop_after_step_5) == "stopped"
     run = Run(tmp_path / "run")
     assert run.status()["state"] == "stopped"
     latest = json.loads(run.latest_checkpoint().read_text())
-    assert latest["step"] == trainer.step == 6
+    assert latest["step"] == trainer.step == 5
     resumed = Trainer(tiny_config(max_steps=10), tmp_path / "run", resume=True)
     assert resumed.train() == "finished" and resumed.step == 10
 
