@@ -17,6 +17,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from engine.data.images import decode_image, is_image_name, resize_array
+from engine.runs.files import file_digest
 
 MAX_ZIP_ENTRY_BYTES = 256 * 2**20
 
@@ -151,7 +152,7 @@ def _zip_source(spec: str, path: Path) -> Source:
                 return lambda: archive.read(name)
             return _decode_named(((n, reader(n)) for n in usable), resolution, str(path), threads=1)
 
-    return Source(spec, f"zip-{_file_digest(path)}", decode)
+    return Source(spec, f"zip-{file_digest(path)[:16]}", decode)
 
 
 def _array_source(spec: str, path: Path) -> Source:
@@ -177,7 +178,7 @@ def _array_source(spec: str, path: Path) -> Source:
         names = [str(i) for i in range(int(labels.max()) + 1)] if labels.any() else []
         return Decoded(resize_array(images, resolution), labels, names)
 
-    return Source(spec, f"array-{_file_digest(path)}", decode)
+    return Source(spec, f"array-{file_digest(path)[:16]}", decode)
 
 
 def _as_nhwc_uint8(images: np.ndarray, path: Path) -> np.ndarray:
@@ -192,14 +193,6 @@ def _as_nhwc_uint8(images: np.ndarray, path: Path) -> np.ndarray:
     if images.shape[3] == 1:
         images = np.repeat(images, 3, axis=3)
     return images
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
 
 
 def _decode_named(items: Iterable[tuple[str, Callable[[], bytes]]], resolution: int, where: str,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from engine.runs.files import atomic_write, atomic_write_json, read_json
+from engine.runs.files import atomic_write, atomic_write_json, file_digest, read_json
 
 FORMAT = "gan-studio-checkpoint/1"
 
@@ -61,7 +60,7 @@ def save_checkpoint(path_json: Path, modules: dict[str, torch.nn.Module],
     path_tensors = path_json.with_suffix(".safetensors")
     atomic_write(path_tensors, lambda tmp: save_file(tensors, str(tmp), metadata={"format": FORMAT}))
     meta = dict(state, format=FORMAT, tensors=path_tensors.name, tensors_bytes=path_tensors.stat().st_size,
-                tensors_sha1=_sha1(path_tensors), optimizer_groups=groups)
+                tensors_sha1=file_digest(path_tensors), optimizer_groups=groups)
     atomic_write_json(path_json, meta)
 
 
@@ -76,7 +75,7 @@ def load_checkpoint(path_json: Path) -> tuple[dict[str, Any], dict[str, torch.Te
     path_tensors = path_json.parent / meta["tensors"]
     if not path_tensors.is_file() or path_tensors.stat().st_size != meta["tensors_bytes"]:
         raise CheckpointError(f"checkpoint tensors {path_tensors} are missing or incomplete")
-    if _sha1(path_tensors) != meta["tensors_sha1"]:
+    if file_digest(path_tensors) != meta["tensors_sha1"]:
         raise CheckpointError(f"checkpoint tensors {path_tensors} are corrupt (hash mismatch)")
     try:
         tensors = load_file(str(path_tensors))
@@ -88,11 +87,3 @@ def load_checkpoint(path_json: Path) -> tuple[dict[str, Any], dict[str, torch.Te
 def restore_optimizer(opt: torch.optim.Optimizer, prefix: str, meta: dict[str, Any],
                       tensors: dict[str, torch.Tensor]) -> None:
     opt.load_state_dict(_unflatten_optimizer(prefix, tensors, meta["optimizer_groups"][prefix]))
-
-
-def _sha1(path: Path) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
