@@ -56,7 +56,8 @@ def use_bf16(device: torch.device, precision: str) -> bool:
 
 
 def configure_backends(device: torch.device, deterministic: bool = False) -> None:
-    """TF32 and cuDNN autotuning on CUDA; with ``deterministic``, bit-exact (slower) kernels instead."""
+    """TF32 and cuDNN autotuning on CUDA, denormals flushed to zero on CPU (tiny weights and Adam
+    moments otherwise hit slow denormal arithmetic); with ``deterministic``, bit-exact kernels."""
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -66,3 +67,5 @@ def configure_backends(device: torch.device, deterministic: bool = False) -> Non
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)

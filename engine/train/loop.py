@@ -77,7 +77,7 @@ class Trainer:
             self.G, self.D = self.G.to(memory_format=torch.channels_last), self.D.to(memory_format=torch.channels_last)
         self.ema = EMA(self.G, config.optim.ema_halflife_images, config.optim.ema_rampup)
         self.G_train, self.D_train = distributed.wrap(self.G, self.D, self.dist, config.train.sync_batchnorm)
-        fused = self.device.type == "cuda"
+        fused = self.device.type in ("cuda", "cpu")
         betas = (config.optim.beta1, config.optim.beta2)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.optim.lr_g, betas=betas, fused=fused)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.optim.lr_d, betas=betas, fused=fused)
