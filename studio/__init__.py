@@ -1,0 +1,1 @@
+"""GAN Studio's Streamlit front end: pages (``studio.pages``) and small reusable components."""

@@ -1,0 +1,96 @@
+"""Which generators the Explore page can open, and cached computations on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+import torch
+
+import engine
+from engine.generator import slerp
+from studio import cache, settings
+
+DEMO = "demo"
+
+
+@dataclass(frozen=True)
+class Source:
+    """A loadable generator: the shipped demo or a run with at least one checkpoint."""
+
+    key: str
+    label: str
+    path: str
+    dataset: str | None  # the training images' spec, for real-vs-generated
+
+
+def sources() -> list[Source]:
+    found = []
+    if (settings.DEMO_CHECKPOINT / "model.safetensors").is_file():
+        found.append(Source(DEMO, "Demo generator: faces, 64 px (shipped)", str(settings.DEMO_CHECKPOINT),
+                            settings.DEMO_DATASET))
+    for run in engine.list_runs(engine.runs_root()):
+        latest = run.latest_checkpoint()
+        if latest is None:
+            continue
+        state = run.status()["state"]
+        step = int(latest.stem.split("_")[-1])
+        try:
+            spec = run.config().data.spec
+        except engine.ConfigError:
+            spec = None
+        found.append(Source(run.name, f"{run.name} · {state} · step {step:,}", str(run.path), spec))
+    return found
+
+
+def load(source: Source) -> tuple[engine.Generator, str]:
+    """The generator and the version string that keys caches derived from it."""
+    version = cache.version(source.path)
+    return cache.generator(source.path, version), version
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def interpolation(path: str, version: str, seeds: tuple[int, int], steps: int, truncation: float,
+                  label: int) -> np.ndarray:
+    gen = cache.generator(path, version)
+    z = gen.latents(list(seeds))
+    return gen.interpolate(z[0], z[1], steps, truncation=truncation, label=label)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def between(path: str, version: str, seeds: tuple[int, int], t: float, truncation: float, label: int) -> np.ndarray:
+    """The single image at ``t`` on the slerp path between two seeds' latents."""
+    gen = cache.generator(path, version)
+    z = gen.latents(list(seeds))
+    return gen.sample(latents=slerp(z[0], z[1], t)[None], truncation=truncation, labels=[label])[0]
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def directions(path: str, version: str, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top latent directions (unit rows) and their strengths (SeFa on the first layer)."""
+    vectors, strengths = cache.generator(path, version).directions(count)
+    return vectors.numpy(), strengths.numpy()
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def edited(path: str, version: str, seed: int, offsets: tuple[float, ...], truncation: float, label: int,
+           count: int) -> np.ndarray:
+    """The seed's image after moving its latent by ``offsets[i]`` along direction i."""
+    gen = cache.generator(path, version)
+    vectors, _ = directions(path, version, count)
+    z = gen.latents([seed])[0] + torch.from_numpy(np.asarray(offsets, np.float32) @ vectors)
+    return gen.sample(latents=z[None], truncation=truncation, labels=[label])[0]
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def direction_strip(path: str, version: str, seed: int, index: int, span: float, steps: int, truncation: float,
+                    label: int, count: int) -> np.ndarray:
+    """The seed's image moved from −span to +span along one direction."""
+    gen = cache.generator(path, version)
+    vectors, _ = directions(path, version, count)
+    z = gen.latents([seed])[0]
+    d = torch.from_numpy(vectors[index])
+    path_z = torch.stack([z + a * d for a in np.linspace(-span, span, steps)])
+    return gen.sample(latents=path_z, truncation=truncation, labels=[label] * steps)
+

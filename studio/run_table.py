@@ -1,0 +1,46 @@
+"""One summary row per run for the Runs page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import engine
+from engine import metrics
+from studio import charts
+
+
+def best_metric(records: list[dict[str, Any]], output: str) -> str:
+    """'FID-2k 23.4': the best value of the run's ranking metric (``metrics.best_metric``), or ''."""
+    keys = [k for k in charts.metric_names(records) if _output_of(k) == output]
+    if not keys:
+        return ""
+    key = keys[-1]
+    values = [r[key] for r in charts.eval_records(records) if isinstance(r.get(key), (int, float))]
+    try:
+        best = min(values) if metrics.lower_is_better(key) else max(values)
+    except ValueError:  # an informative-only output cannot rank anything
+        return ""
+    return f"{charts.metric_label(key)} {best:.4g}"
+
+
+def _output_of(key: str) -> str | None:
+    try:
+        return metrics.parse_key(key)[0]
+    except ValueError:
+        return None
+
+
+def summary(run: engine.Run) -> dict[str, Any]:
+    """Name, status, dataset, model, resolution, steps, images, best metric and size of a run."""
+    status = run.status()
+    row: dict[str, Any] = {"Run": run.name, "Status": status["state"], "Steps": status.get("step") or 0,
+                           "Images seen": status.get("images") or 0}
+    try:
+        config = run.config()
+    except engine.ConfigError:
+        row.update(Dataset="(unreadable config)", Model="", Resolution=None, **{"Best metric": ""})
+    else:
+        row.update(Dataset=config.data.spec, Model=config.model.name, Resolution=config.data.resolution,
+                   **{"Best metric": best_metric(run.metrics(), config.metrics.best_metric)})
+    row["Size (MB)"] = run.size_bytes() / 2**20
+    return row

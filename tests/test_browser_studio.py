@@ -1,0 +1,122 @@
+"""End to end in a real browser: `streamlit run app.py`, train from the Train page, then explore.
+
+Skips (with the reason) when Playwright or the system Chromium is missing. Saves the screenshots
+screenshot_train.png and screenshot_explore.png in $GAN_STUDIO_SCREENSHOTS (the README's come from
+GAN_STUDIO_SCREENSHOTS=docs/images), else in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+import engine
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+IMAGES = Path(os.environ.get("GAN_STUDIO_SCREENSHOTS") or tempfile.mkdtemp(prefix="screenshots-"))
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+if not CHROMIUM.is_file():
+    pytest.skip(f"no system Chromium at {CHROMIUM}", allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def app_url(tmp_path: Path) -> Iterator[str]:
+    """`streamlit run app.py` on a free port with its own runs root; stopped (with its worker) at the end."""
+    port = free_port()
+    runs = tmp_path / "runs"
+    env = dict(os.environ, GAN_STUDIO_RUNS=str(runs), HF_HUB_OFFLINE="1", GAN_STUDIO_READONLY="0")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless",
+         "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise AssertionError("streamlit did not start") from None
+                time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        for run in engine.list_runs(runs):
+            pid = run.status().get("pid")
+            if run.is_live() and pid:
+                os.kill(pid, signal.SIGTERM)
+
+
+def set_number(page: "sync_api.Page", label: str, value: int) -> None:
+    box = page.get_by_label(label, exact=True)
+    box.fill(str(value))
+    box.press("Enter")
+    page.wait_for_timeout(300)
+
+
+def assert_no_problem_shown(page: "sync_api.Page") -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0
+    for words in ("Traceback", "Could not", "Training failed"):
+        assert page.get_by_text(words).count() == 0, words
+
+
+def test_train_then_explore_in_chromium(app_url: str) -> None:
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1600})
+        page.set_default_timeout(120_000)
+        page.goto(app_url)
+        page.get_by_text("Real images at").wait_for()  # the device's suggested recipe, as a newcomer gets it
+        set_number(page, "Stop after steps", 2000)
+        page.get_by_text("Hyper-parameters").click()
+        set_number(page, "Progress grid every (steps)", 50)
+
+        page.get_by_role("button", name="Start training").click()
+        page.get_by_text("Fixed latents at step").wait_for()
+        page.locator(".stPlotlyChart").first.wait_for()
+        page.get_by_text("Progress grid at step").wait_for()
+        page.get_by_text("Fixed latents at step 300 ").wait_for(timeout=300_000)  # faces begin to emerge
+        page.wait_for_timeout(1500)
+        assert_no_problem_shown(page)
+        page.set_viewport_size({"width": 1400, "height": 1250})
+        page.screenshot(path=str(IMAGES / "screenshot_train.png"))
+        page.set_viewport_size({"width": 1400, "height": 1600})
+
+        page.get_by_role("link", name="Explore").click()
+        page.get_by_text("trained on 1,000,064 images").wait_for()  # the shipped demo generator
+        page.get_by_role("tab", name="Interpolation").click()
+        page.get_by_text("t = 0.50").wait_for()
+        page.get_by_role("slider", name="t (0 = A, 1 = B)").focus()
+        for _ in range(20):
+            page.keyboard.press("ArrowRight")
+        page.get_by_text("t = 0.70").wait_for()
+        page.wait_for_timeout(1000)
+        assert_no_problem_shown(page)
+        page.screenshot(path=str(IMAGES / "screenshot_explore.png"))
+        browser.close()

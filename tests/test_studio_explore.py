@@ -1,0 +1,86 @@
+"""AppTest tests of the Explore page on the shipped demo generator."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from studio.settings import DEMO_CHECKPOINT
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+@pytest.fixture
+def at(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv("GAN_STUDIO_RUNS", str(tmp_path / "runs"))
+    app = AppTest.from_file(APP, default_timeout=180)
+    app.switch_page("studio/pages/explore.py").run()
+    assert not app.exception, app.exception
+    return app
+
+
+def open_tab(at: AppTest, label: str) -> None:
+    at.session_state["explore-tab"] = label
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+
+
+def urls(at: AppTest) -> list[str]:
+    return [url for image in at.image for url in image.value]
+
+
+def test_opens_on_the_demo_generator_with_a_fast_grid_of_samples(at: AppTest) -> None:
+    assert (DEMO_CHECKPOINT / "model.safetensors").is_file()
+    assert at.selectbox(key="gen").value == "demo"
+    assert any("64 px" in c.value and "1,000,064 images" in c.value for c in at.caption)
+    assert len(at.image) == 16
+    first = urls(at)
+
+    started = time.perf_counter()
+    at.number_input(key="seed").set_value(1600).run()
+    assert time.perf_counter() - started < 1.0  # a fresh grid of 16 faces at 64 px, on a CPU
+    assert len(at.image) == 16 and urls(at) != first
+
+    at.slider(key="truncation").set_value(0.5).run()
+    assert not at.exception and len(at.image) == 16
+
+    at.button(key="zoom-1603").click().run()
+    assert any("seed 1603" in c for image in at.image for c in image.captions)
+    next(b for b in at.button if b.label == "Use as B").click().run()
+    assert at.session_state["interp:b"] == 1603
+    assert at.session_state["explore-tab"] == "Interpolation"
+
+
+def test_interpolation_slider_moves_through_latent_space(at: AppTest) -> None:
+    open_tab(at, "Interpolation")
+    at.number_input(key="interp:a").set_value(3).run()
+    at.number_input(key="interp:b").set_value(11).run()
+
+    def middle() -> str:
+        return next(image.value[0] for image in at.image if image.captions[0].startswith("t = "))
+
+    at.slider(key="interp:t").set_value(0.0).run()
+    start = middle()
+    at.slider(key="interp:t").set_value(0.7).run()
+    assert middle() != start
+    assert any(c == "8 steps from A to B" for image in at.image for c in image.captions)
+    assert at.download_button[0].label.startswith("Download A → B → A")
+
+
+def test_latent_direction_sliders_edit_the_sample(at: AppTest) -> None:
+    open_tab(at, "Directions")
+    edited = next(image.value[0] for image in at.image if image.captions[0] == "Edited")
+    at.slider(key="edit:d0").set_value(4.0).run()
+    assert not at.exception
+    assert next(image.value[0] for image in at.image if image.captions[0] == "Edited") != edited
+
+
+def test_real_versus_generated_and_nearest_training_images(at: AppTest) -> None:
+    open_tab(at, "Real vs generated")
+    captions = [c for image in at.image for c in image.captions]
+    assert "Real" in captions and "Generated" in captions
+    assert sum(c.startswith("#") for c in captions) == 6  # six nearest neighbours with their distances
