@@ -34,6 +34,7 @@ class Generator:
         self.num_classes = int(info.get("num_classes", 0))
         self.class_names: list[str] = list(info.get("class_names", []))
         self.model_name: str = info["model"]
+        self.dataset: str | None = info.get("dataset")  # the training images' spec, when known
 
     def latents(self, seeds: Sequence[int]) -> torch.Tensor:
         """One N(0, I) latent per seed, the same for a seed on every machine."""
@@ -106,6 +107,7 @@ def _from_checkpoint(path: Path, device: torch.device | str) -> Generator:
     meta, tensors = load_checkpoint(path)
     info = {k: meta[k] for k in ("model", "model_options", "resolution", "latent_dim", "num_classes")}
     info["class_names"] = meta.get("dataset", {}).get("classes", [])
+    info["dataset"] = meta.get("dataset", {}).get("spec")
     info["step"], info["images"] = meta["step"], meta["images"]
     return _build(info, split_prefix("G_ema", tensors), device)
 

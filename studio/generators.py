@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,8 +29,9 @@ class Source:
 def sources() -> list[Source]:
     found = []
     if (settings.DEMO_CHECKPOINT / "model.safetensors").is_file():
+        demo = json.loads((settings.DEMO_CHECKPOINT / "config.json").read_text())
         found.append(Source(DEMO, "Demo generator: faces, 64 px (shipped)", str(settings.DEMO_CHECKPOINT),
-                            settings.DEMO_DATASET))
+                            demo.get("dataset")))
     for run in engine.list_runs(engine.runs_root()):
         latest = run.latest_checkpoint()
         if latest is None:

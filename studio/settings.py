@@ -7,7 +7,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CHECKPOINT = ROOT / "checkpoints" / "demo-faces64"
-DEMO_DATASET = "builtin:faces"  # what the demo generator was trained on
 LIVE_REFRESH_SECONDS = 2.0
 
 

@@ -64,7 +64,8 @@ class Trainer:
         self.local_batch = config.train.batch_size // self.dist.world_size
 
         data = load_dataset(config.data.spec, config.data.resolution)
-        self.dataset_info = {"fingerprint": data.fingerprint, "count": len(data), "classes": data.class_names,
+        self.dataset_info = {"spec": config.data.spec, "fingerprint": data.fingerprint, "count": len(data),
+                             "classes": data.class_names,
                              "skipped": len(data.skipped)}
         self.data = DeviceDataset(data.images, data.labels, self.device, config.train.seed)
         self.real_images = data.images
