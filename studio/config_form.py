@@ -105,11 +105,13 @@ def _widget(f: Field) -> Any:
                            persist_state="session")
 
 
-def _option_widget(model: str, name: str, default: Any) -> Any:
-    key = f"opt:{model}:{name}"
+def _option_widget(info: engine.ModelInfo, name: str, default: Any) -> Any:
+    key = f"opt:{info.name}:{name}"
     if key not in st.session_state:
         st.session_state[key] = default
     label = name.replace("_", " ")
+    if name in info.choices:
+        return st.selectbox(label, info.choices[name], key=key, persist_state="session")
     if isinstance(default, bool):
         return st.checkbox(label, key=key, persist_state="session")
     if isinstance(default, int):
@@ -139,7 +141,7 @@ def config_form(spec: str) -> engine.Config:
                                     persist_state="session")
     values = {f.key: _widget_in(col, f) for col, f in zip((first[1], *second), BASIC)}
     with st.expander("Model options"):
-        options = {n: _option_widget(name, n, d) for n, d in info.options.items()}
+        options = {n: _option_widget(info, n, d) for n, d in info.options.items()}
     with st.expander("Hyper-parameters"):
         cols = st.columns(2)
         values |= {f.key: _widget_in(cols[i % 2], f) for i, f in enumerate(ADVANCED)}

@@ -37,7 +37,7 @@ def test_registry_and_errors():
         build_model("dcgan", {}, 48)
     with pytest.raises(ConfigError, match="unknown key"):
         build_model("dcgan", {"bogus": 1}, 64)
-    with pytest.raises(ConfigError, match="g_input"):
+    with pytest.raises(ConfigError, match="g_input must be one of convt, dense"):
         build_model("dcgan", {"g_input": "mlp"}, 64)
 
 

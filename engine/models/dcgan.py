@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from engine.config import ConfigError
-from engine.models.registry import GanPair, register_model
+from engine.models.registry import GanPair, choice, register_model
 
 
 @dataclass
@@ -20,13 +20,13 @@ class DCGANOptions:
     ngf: int = 64  # G width at the last block; doubles per block toward 4×4
     ndf: int = 64  # D width at the first block
     max_channels: int = 1024
-    g_input: str = "convt"  # "convt": 4×4 transposed conv from z; "dense": linear to 4×4×C
+    g_input: str = choice("convt", "dense")  # convt: 4×4 transposed conv from z; dense: linear to 4×4×C
     g_batchnorm: bool = True
-    g_activation: str = "relu"  # relu | lrelu
+    g_activation: str = choice("relu", "lrelu")
     d_batchnorm: bool = True
     d_slope: float = 0.2
     d_dropout: float = 0.0
-    init: str = "dcgan"  # dcgan (N(0, 0.02)) | default
+    init: str = choice("dcgan", "default")  # dcgan: N(0, 0.02); default: PyTorch's
 
 
 def _widths(base: int, blocks: int, cap: int) -> list[int]:
@@ -98,10 +98,6 @@ def dcgan_init(module: nn.Module) -> None:
 @register_model("dcgan", "DCGAN (Radford et al. 2015): transposed-conv G, strided-conv D",
                 (32, 64, 128, 256), DCGANOptions)
 def build_dcgan(opts: DCGANOptions, resolution: int, num_classes: int) -> GanPair:
-    if opts.g_input not in ("convt", "dense"):
-        raise ConfigError(f"dcgan g_input must be 'convt' or 'dense', not {opts.g_input!r}")
-    if opts.g_activation not in ("relu", "lrelu"):
-        raise ConfigError(f"dcgan g_activation must be 'relu' or 'lrelu', not {opts.g_activation!r}")
     if opts.latent_dim < 1 or opts.ngf < 1 or opts.ndf < 1:
         raise ConfigError("dcgan latent_dim, ngf and ndf must be positive")
     g, d = DCGANGenerator(opts, resolution), DCGANDiscriminator(opts, resolution)

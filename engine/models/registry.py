@@ -31,6 +31,7 @@ class ModelInfo:
     options: dict[str, Any]
     build: Callable[[Any, int, int], GanPair]
     options_type: type
+    choices: dict[str, tuple[str, ...]]  # options limited to a few values
 
 
 _MODELS: dict[str, ModelInfo] = {}
@@ -42,7 +43,9 @@ def register_model(name: str, description: str, resolutions: tuple[int, ...], op
 
     def add(build: Callable[[Any, int, int], GanPair]) -> Callable[[Any, int, int], GanPair]:
         defaults = dataclasses.asdict(options_type())
-        _MODELS[name] = ModelInfo(name, description, resolutions, defaults, build, options_type)
+        choices = {f.name: tuple(f.metadata["choices"]) for f in dataclasses.fields(options_type)
+                   if "choices" in f.metadata}
+        _MODELS[name] = ModelInfo(name, description, resolutions, defaults, build, options_type, choices)
         return build
 
     return add
@@ -58,15 +61,27 @@ def get_model(name: str) -> ModelInfo:
     return _MODELS[name]
 
 
+def choice(default: str, *allowed: str) -> Any:
+    """A dataclass field limited to a few string values (shown as a drop-down in the studio)."""
+    return dataclasses.field(default=default, metadata={"choices": (default, *allowed)})
+
+
+def _parse_options(info: ModelInfo, options: dict[str, Any]) -> Any:
+    opts = dataclass_from_dict(info.options_type, dict(options), f"model.options ({info.name})")
+    for key, allowed in info.choices.items():
+        if getattr(opts, key) not in allowed:
+            raise ConfigError(f"{info.name} option {key} must be one of {', '.join(allowed)}, "
+                              f"not {getattr(opts, key)!r}")
+    return opts
+
+
 def resolve_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
-    """The model's options with defaults filled in and types checked."""
-    info = get_model(name)
-    return dataclasses.asdict(dataclass_from_dict(info.options_type, dict(options), f"model.options ({name})"))
+    """The model's options with defaults filled in and types and choices checked."""
+    return dataclasses.asdict(_parse_options(get_model(name), options))
 
 
 def build_model(name: str, options: dict[str, Any], resolution: int, num_classes: int = 0) -> GanPair:
     info = get_model(name)
     if resolution not in info.resolutions:
         raise ConfigError(f"model {name} supports resolutions {', '.join(map(str, info.resolutions))}, not {resolution}")
-    opts = dataclass_from_dict(info.options_type, dict(options), f"model.options ({name})")
-    return info.build(opts, resolution, num_classes)
+    return info.build(_parse_options(info, options), resolution, num_classes)
