@@ -31,6 +31,7 @@ def test_train_sample_runs_and_export(tmp_path, capsys):
 
     assert main(["train", "--run-dir", str(run), "--resume", "--max-steps", "9", "--device", "cpu"]) == 0
     assert json.loads((run / "status.json").read_text())["step"] == 9
+    assert json.loads((run / "config.json").read_text())["train"]["max_steps"] == 9
     assert main(["export", "--run", str(run), "--out", str(tmp_path / "exp")]) == 0
     assert (tmp_path / "exp" / "model.safetensors").is_file()
 

@@ -94,7 +94,7 @@ class Trainer:
         self.best: dict[str, Any] = {}
         if resume:
             self._resume()
-        elif self.dist.is_main:
+        if self.dist.is_main:
             self.run.path.mkdir(parents=True, exist_ok=True)
             self.run.write_config(config)
 
