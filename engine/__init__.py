@@ -1,20 +1,37 @@
-"""GAN Studio engine: datasets, models, training, runs and generators. Never imports streamlit."""
+"""GAN Studio engine: datasets, models, training, runs and generators. Never imports streamlit.
 
-from engine.config import (Config, ConfigError, DataConfig, LossConfig, MetricsConfig, ModelConfig, OptimConfig,
-                           TrainConfig)
-from engine.data import DatasetError, ImageDataset, load_dataset
-from engine.device import DeviceError, detect_device, device_summary
-from engine.generator import Generator, export_generator, load_generator
-from engine.models import ModelInfo, list_models
-from engine.presets import PRESETS, preset, suggested_config
-from engine.runs import Run, list_runs, new_run_dir, runs_root
-from engine.train.checkpoint import CheckpointError
-from engine.worker import RunConflictError, start_training
+Names are imported on first use, so light modules (e.g. ``engine.data.faces`` in worker
+processes) load without torch.
+"""
 
-__all__ = [
-    "PRESETS", "CheckpointError", "Config", "ConfigError", "DataConfig", "DatasetError", "DeviceError", "Generator",
-    "ImageDataset", "LossConfig", "MetricsConfig", "ModelConfig", "ModelInfo", "OptimConfig", "Run",
-    "RunConflictError", "TrainConfig", "detect_device", "device_summary", "export_generator", "list_models",
-    "list_runs", "load_dataset", "load_generator", "new_run_dir", "preset", "runs_root", "start_training",
-    "suggested_config",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "engine.config": ("Config", "ConfigError", "DataConfig", "LossConfig", "MetricsConfig", "ModelConfig",
+                      "OptimConfig", "TrainConfig"),
+    "engine.data": ("DatasetError", "ImageDataset", "load_dataset"),
+    "engine.device": ("DeviceError", "detect_device", "device_summary"),
+    "engine.generator": ("Generator", "export_generator", "load_generator"),
+    "engine.models": ("ModelInfo", "list_models"),
+    "engine.presets": ("PRESETS", "preset", "suggested_config"),
+    "engine.runs": ("Run", "list_runs", "new_run_dir", "runs_root"),
+    "engine.train.checkpoint": ("CheckpointError",),
+    "engine.worker": ("RunConflictError", "start_training"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'engine' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

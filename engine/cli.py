@@ -154,15 +154,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             run = Run(run_dir)
             run.write_status(**dict(run.status(), state="failed", error=describe_error(exc), pid=os.getpid()))
         raise
-    stop = StopFlag()
-    stop.install()
     bar = None if args.no_progress or not trainer.dist.is_main else _Bar(trainer)
     on_log = bar.update_from if bar else None
     print(f"run {run_dir} on {trainer.device}"
           f"{' (bf16)' if trainer.bf16 else ''}: {len(trainer.data)} images, model {config.model.name}",
           file=sys.stderr)
     try:
-        state = trainer.train(stop, on_log=on_log)
+        with StopFlag().installed() as stop:
+            state = trainer.train(stop, on_log=on_log)
     finally:
         if bar:
             bar.close()

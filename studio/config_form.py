@@ -63,6 +63,14 @@ ADVANCED = (
     Field("train.checkpoint_every", "Checkpoint every (steps)", min_value=1),
     Field("metrics.every_images", "Evaluate every (images)", "0 = no metrics during training.",
           step=1000),
+    Field("metrics.names", "Metrics", "SWD needs no download; FID, KID, IS and precision/recall use "
+          "the Inception-v3 weights.", options=("swd", "fid", "kid", "is", "pr", "nn")),
+    Field("metrics.num_samples", "Generated images per evaluation", min_value=10, step=500),
+    Field("metrics.best_metric", "Keep the best checkpoint by",
+          options=("swd", "fid", "kid", "is", "precision", "recall")),
+    Field("metrics.inception_weights", "Inception weights file (offline machines)",
+          "Path to pt_inception-2015-12-05-6726825d.pth; empty = download on first use "
+          "(or $GAN_STUDIO_INCEPTION_WEIGHTS)."),
     Field("train.precision", "Precision", "auto: bf16 on CUDA, fp32 elsewhere.",
           options=("auto", "fp32", "bf16")),
 )
@@ -99,6 +107,8 @@ def _widget(f: Field) -> Any:
         return st.selectbox(f.label, f.options, key=key, help=f.help or None, persist_state="session")
     if isinstance(value, bool):
         return st.checkbox(f.label, key=key, help=f.help or None, persist_state="session")
+    if isinstance(value, str):
+        return st.text_input(f.label, key=key, help=f.help or None, persist_state="session")
     kind = type(value)
     return st.number_input(f.label, min_value=kind(f.min_value) if f.min_value is not None else None,
                            step=kind(f.step or 1), format=f.fmt, key=key, help=f.help or None,

@@ -66,3 +66,13 @@ def test_user_errors_are_one_line(tmp_path, capsys):
     assert "batch_size must be int" in capsys.readouterr().err
     assert main(["sample", "--run", str(tmp_path), "--out", str(tmp_path / "x.png")]) == 2
     assert main(["train", "--device", "cuda:7", "--run-dir", str(tmp_path / "r")]) == 2
+
+
+def test_signal_handlers_are_restored_after_training(tmp_path):
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["train", "--dataset", "builtin:faces:64", "--resolution", "32", "--batch-size", "16",
+                 "--max-steps", "1", "--run-dir", str(tmp_path / "r"), "--device", "cpu",
+                 "--set", "model.options.ngf=4", "--set", "model.options.ndf=4"]) == 0
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -439,7 +439,7 @@ def render_faces(count: int, resolution: int, seed: int = 0,
 
     Labels index :data:`SPECIES`. Face ``i`` depends only on ``(seed, i)`` (and the resolution),
     so any split of a range gives the same pixels. 500 faces or more are rendered by a process
-    pool (forked where the platform can fork, spawned elsewhere).
+    pool of spawned processes (never forked: forking a process that runs torch threads can deadlock).
     """
     if not _MIN_RES <= resolution <= _MAX_RES:
         raise ValueError(f"builtin:faces resolution must be between {_MIN_RES} and {_MAX_RES} "
@@ -451,7 +451,6 @@ def render_faces(count: int, resolution: int, seed: int = 0,
         return _render_range(seed, start, start + count, resolution)
     stop = start + count
     jobs = [(seed, a, min(a + _CHUNK, stop), resolution) for a in range(start, stop, _CHUNK)]
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with multiprocessing.get_context(method).Pool(workers) as pool:
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
         parts = pool.starmap(_render_range, jobs)
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

@@ -10,7 +10,7 @@ import signal
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -34,14 +34,21 @@ ProgressFn = Callable[[dict[str, Any]], None]
 
 
 class StopFlag:
-    """Set by SIGTERM/SIGINT or by the run's STOP file; the loop finishes the step and saves."""
+    """Set by SIGTERM/SIGINT (while installed) so the loop finishes the step and saves."""
 
     def __init__(self) -> None:
         self.requested = False
 
-    def install(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._handle)
+    @contextlib.contextmanager
+    def installed(self) -> Iterator["StopFlag"]:
+        """Handle SIGTERM/SIGINT inside the block; the previous handlers come back after it."""
+        signals = (signal.SIGTERM, signal.SIGINT)
+        previous = {sig: signal.signal(sig, self._handle) for sig in signals}
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.requested = True
@@ -83,6 +90,11 @@ class Trainer:
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.optim.lr_g, betas=betas, fused=fused)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.optim.lr_d, betas=betas, fused=fused)
         self.loss = build_loss(config.loss)
+        if config.metrics.every_images:
+            try:
+                metrics.lower_is_better(config.metrics.best_metric)
+            except ValueError as exc:
+                raise ConfigError(f"metrics.best_metric: {exc}; use e.g. swd, fid, kid, is, precision") from None
         self.aug = Augmenter(self.device, config.train.seed + self.dist.rank, config.data.flip,
                              config.data.rotate_degrees, config.data.diffaugment)
         self.noise = torch.Generator(device=self.device).manual_seed(config.train.seed * 7 + 1 + self.dist.rank)
