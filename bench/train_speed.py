@@ -3,7 +3,7 @@
 The example decodes JPEGs with an ImageFolder + DataLoader (worker processes) every step, as the
 PyTorch DCGAN example does; the engine trains from its uint8 dataset resident on the device.
 
-    python bench/train_speed.py [--seconds 30] [--device auto] [--ngf 64] [--batch-size 64]
+    python bench/train_speed.py [--seconds 30] [--device auto] [--ngf 64] [--batch-size 64] [--source-size 64]
 """
 
 from __future__ import annotations
@@ -29,13 +29,14 @@ from engine.train import Trainer  # noqa: E402
 SHARED_CATS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "afhq_cat64"
 
 
-def image_folder(count: int) -> Path:
-    """A folder of JPEGs: the shared AFHQ cats when present, else built-in faces written out."""
-    if SHARED_CATS.is_dir():
+def image_folder(count: int, source_size: int) -> Path:
+    """A folder of JPEGs: at 64 px the shared AFHQ cats when present, else built-in faces drawn at
+    ``source_size`` and written out (users' folders are rarely stored at the training size)."""
+    if SHARED_CATS.is_dir() and source_size == 64:
         return SHARED_CATS
     root = Path(tempfile.mkdtemp(prefix="bench-faces-")) / "faces"
     root.mkdir()
-    images, _ = render_faces(count, 64)
+    images, _ = render_faces(count, source_size)
     for i, image in enumerate(images):
         Image.fromarray(image).save(root / f"{i:05d}.jpg", quality=95)
     return root.parent
@@ -111,11 +112,14 @@ def main() -> None:
     parser.add_argument("--ngf", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
+    parser.add_argument("--source-size", type=int, default=64, choices=[64, 128, 256],
+                        help="size of the JPEGs on disk (64: the AFHQ cats when present)")
     args = parser.parse_args()
     device = detect_device(args.device)
-    folder = image_folder(2000)
+    folder = image_folder(2000, args.source_size)
     print(f"device: {device_summary(args.device)}; torch {torch.__version__}; threads {torch.get_num_threads()}")
-    print(f"data: {folder}; DCGAN-64 ngf=ndf={args.ngf}, batch {args.batch_size}, {args.seconds:.0f} s each")
+    print(f"data: {folder} ({args.source_size} px JPEGs); DCGAN-64 ngf=ndf={args.ngf}, batch {args.batch_size}, "
+          f"{args.seconds:.0f} s each")
     example = example_loop(folder, device, args.ngf, args.batch_size, args.seconds, args.workers)
     ours = engine_loop(folder, device, args.ngf, args.batch_size, args.seconds)
     print(f"{'loop':<44} {'img/s':>10}")
