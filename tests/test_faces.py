@@ -47,12 +47,12 @@ def test_a_face_depends_only_on_seed_and_index() -> None:
     assert np.array_equal(part, whole[5:15]) and np.array_equal(part_labels, whole_labels[5:15])
 
 
-def test_process_pool_matches_serial(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_worker_processes_match_serial(monkeypatch: pytest.MonkeyPatch) -> None:
     serial = render_faces(12, 32, seed=2, start=7)
     monkeypatch.setattr(faces, "_CHUNK", 5)
     monkeypatch.setattr(faces, "_workers", lambda count: 2)
-    pooled = render_faces(12, 32, seed=2, start=7)
-    assert np.array_equal(pooled[0], serial[0]) and np.array_equal(pooled[1], serial[1])
+    split = render_faces(12, 32, seed=2, start=7)
+    assert np.array_equal(split[0], serial[0]) and np.array_equal(split[1], serial[1])
 
 
 def test_labels_cover_all_species_roughly_balanced(sample: tuple[np.ndarray, np.ndarray]) -> None:

@@ -11,10 +11,13 @@ from __future__ import annotations
 import colorsys
 import functools
 import math
-import multiprocessing
 import os
 import random
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -22,7 +25,7 @@ from PIL import Image, ImageDraw
 SPECIES: tuple[str, ...] = ("cat", "dog", "fox", "bear", "human")
 
 _MIN_RES, _MAX_RES = 32, 256
-_CHUNK = 250  # faces per pool task
+_CHUNK = 250  # at least this many faces per worker process
 _PARALLEL_MIN = 500  # fewer faces than this are rendered in the calling process
 _MAX_WORKERS = 8
 _RAMP = np.arange(256.0)
@@ -426,8 +429,8 @@ def _render_range(seed: int, start: int, stop: int, res: int) -> tuple[np.ndarra
 
 def _workers(count: int) -> int:
     """How many processes should render ``count`` faces (1: the calling process alone)."""
-    if count < _PARALLEL_MIN or multiprocessing.current_process().daemon:
-        return 1  # small jobs are not worth a pool; daemonic processes may not have children
+    if count < _PARALLEL_MIN:
+        return 1  # small jobs are not worth starting processes
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, min(cpus or 1, _MAX_WORKERS, -(-count // _CHUNK)))
 
@@ -438,8 +441,10 @@ def render_faces(count: int, resolution: int, seed: int = 0,
     start..start+count-1.
 
     Labels index :data:`SPECIES`. Face ``i`` depends only on ``(seed, i)`` (and the resolution),
-    so any split of a range gives the same pixels. 500 faces or more are rendered by a process
-    pool of spawned processes (never forked: forking a process that runs torch threads can deadlock).
+    so any split of a range gives the same pixels. 500 faces or more are split between this
+    process and worker processes started as ``python -m engine.data.faces`` (neither forked,
+    which can deadlock beside torch's threads, nor multiprocessing-spawned, which re-runs the
+    caller's script).
     """
     if not _MIN_RES <= resolution <= _MAX_RES:
         raise ValueError(f"builtin:faces resolution must be between {_MIN_RES} and {_MAX_RES} "
@@ -447,10 +452,24 @@ def render_faces(count: int, resolution: int, seed: int = 0,
     if count < 0 or start < 0:
         raise ValueError(f"count and start must be non-negative, got {count} and {start}")
     workers = _workers(count)
-    if workers == 1:
-        return _render_range(seed, start, start + count, resolution)
-    stop = start + count
-    jobs = [(seed, a, min(a + _CHUNK, stop), resolution) for a in range(start, stop, _CHUNK)]
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        parts = pool.starmap(_render_range, jobs)
+    bounds = [start + count * i // workers for i in range(workers + 1)]
+    root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    with tempfile.TemporaryDirectory(prefix="faces-") as tmp:
+        outs = [Path(tmp) / f"part{i}.npz" for i in range(1, workers)]
+        procs = [subprocess.Popen([sys.executable, "-m", "engine.data.faces", str(seed), str(bounds[i]),
+                                   str(bounds[i + 1]), str(resolution), str(out)], env=env)
+                 for i, out in zip(range(1, workers), outs)]
+        parts = [_render_range(seed, bounds[0], bounds[1], resolution)]
+        for proc, out in zip(procs, outs):
+            if proc.wait() != 0:
+                raise RuntimeError(f"a builtin:faces worker process failed (exit code {proc.returncode})")
+            with np.load(out) as part:
+                parts.append((part["images"], part["labels"]))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+if __name__ == "__main__":
+    _seed, _start, _stop, _res = map(int, sys.argv[1:5])
+    _images, _labels = _render_range(_seed, _start, _stop, _res)
+    np.savez(sys.argv[5], images=_images, labels=_labels)

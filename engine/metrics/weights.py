@@ -9,7 +9,6 @@ converted once to safetensors, which is what is loaded from then on.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import urllib.error
@@ -22,6 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from engine.metrics.errors import MetricUnavailable
+from engine.runs.files import file_digest
 
 ENV_VAR = "GAN_STUDIO_INCEPTION_WEIGHTS"
 CLI_FLAG = "--inception-weights"
@@ -120,17 +120,9 @@ def _check_converted(spec: WeightsSpec, path: Path) -> None:
         )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _convert(spec: WeightsSpec, source: Path) -> Path:
     """Verify `source` by hash, unpickle it with weights_only=True and store it as safetensors."""
-    digest = _sha256(source)
+    digest = file_digest(source, "sha256")
     if digest != spec.sha256:
         raise MetricUnavailable(
             f"{source} is not {spec.file_name}: its SHA-256 is {digest[:12]}…, expected {spec.sha256[:12]}…. "
