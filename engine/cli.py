@@ -144,7 +144,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = resolve_train_config(args)
     run_dir = args.run_dir or new_run_dir(config)
-    if not args.resume and (run_dir / "config.json").exists() and (run_dir / "checkpoints").exists():
+    if not args.resume and Run(run_dir).has_history():
         raise FileExistsError(f"run directory {run_dir} already holds a run: add --resume to continue it, "
                               "or choose another --run-dir")
     try:

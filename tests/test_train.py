@@ -138,3 +138,9 @@ def test_evaluation_during_training_logs_swd_and_keeps_the_best(tmp_path):
     assert all("fid" in r["errors"] for r in evals)  # no Inception weights offline: training goes on with SWD
     best = json.loads((tmp_path / "run" / "checkpoints" / "best.json").read_text())
     assert best["best"]["value"] == min(r["swd_64"] for r in evals)
+
+
+def test_a_new_run_refuses_a_directory_with_history(tmp_path):
+    Trainer(tiny_config(max_steps=2), tmp_path / "run").train()
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        Trainer(tiny_config(max_steps=2), tmp_path / "run")

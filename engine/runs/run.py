@@ -101,6 +101,10 @@ class Run:
         checkpoints = self.checkpoints()
         return checkpoints[-1] if checkpoints else None
 
+    def has_history(self) -> bool:
+        """Whether this directory already holds training output (metrics or checkpoints)."""
+        return self.metrics_path.exists() or bool(self.checkpoints())
+
     def request_stop(self) -> None:
         self.stop_path.parent.mkdir(parents=True, exist_ok=True)
         self.stop_path.touch()

@@ -87,3 +87,9 @@ def load_checkpoint(path_json: Path) -> tuple[dict[str, Any], dict[str, torch.Te
 def restore_optimizer(opt: torch.optim.Optimizer, prefix: str, meta: dict[str, Any],
                       tensors: dict[str, torch.Tensor]) -> None:
     opt.load_state_dict(_unflatten_optimizer(prefix, tensors, meta["optimizer_groups"][prefix]))
+    for group in opt.param_groups:  # moments take their parameter's memory format (channels_last)
+        for param in group["params"]:
+            state = opt.state.get(param, {})
+            for key, value in state.items():
+                if torch.is_tensor(value) and value.shape == param.shape:
+                    state[key] = torch.empty_like(param).copy_(value)

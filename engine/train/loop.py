@@ -106,6 +106,9 @@ class Trainer:
         self.best: dict[str, Any] = {}
         if resume:
             self._resume()
+        elif self.run.has_history():
+            raise FileExistsError(f"run directory {self.run.path} already holds a run: resume it, "
+                                  "or choose another directory")
         if self.dist.is_main:
             self.run.path.mkdir(parents=True, exist_ok=True)
             self.run.write_config(config)
