@@ -69,7 +69,7 @@ ADVANCED = (
     Field("metrics.best_metric", "Keep the best checkpoint by",
           options=("swd", "fid", "kid", "is", "precision", "recall")),
     Field("metrics.inception_weights", "Inception weights file (offline machines)",
-          "Path to pt_inception-2015-12-05-6726825d.pth; empty = download on first use "
+          "Path to weights-inception-2015-12-05-6726825d.pth; empty = download on first use "
           "(or $GAN_STUDIO_INCEPTION_WEIGHTS)."),
     Field("train.precision", "Precision", "auto: bf16 on CUDA, fp32 elsewhere.",
           options=("auto", "fp32", "bf16")),
