@@ -54,15 +54,16 @@ def loss_figure(records: list[Mapping[str, Any]], revision: str) -> go.Figure:
 
 
 def metric_figure(records: list[Mapping[str, Any]], revision: str) -> go.Figure:
-    """Every evaluation metric against the images seen."""
+    """Each evaluation metric against the images seen, in its own panel (their scales differ)."""
     evals = eval_records(records)
-    fig = go.Figure()
-    for name in metric_names(records):
+    names = metric_names(records)
+    fig = make_subplots(rows=1, cols=max(1, len(names)), subplot_titles=[metric_label(n) for n in names] or None,
+                        horizontal_spacing=0.08)
+    for col, name in enumerate(names, start=1):
         points = [(r["images"] / 1000, r[name]) for r in evals if name in r]
         fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], name=metric_label(name),
-                                 mode="lines+markers"))
-    fig.update_xaxes(title_text="thousand images seen")
-    fig.update_layout(title="Evaluation")
+                                 mode="lines+markers", showlegend=False), row=1, col=col)
+        fig.update_xaxes(title_text="thousand images seen", row=1, col=col)
     return _styled(fig, revision)
 
 
