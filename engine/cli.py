@@ -144,7 +144,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = resolve_train_config(args)
     run_dir = args.run_dir or new_run_dir(config)
-    if not args.resume and Run(run_dir).has_history():
+    main_rank = os.environ.get("RANK", "0") == "0"
+    if main_rank and not args.resume and Run(run_dir).has_history():
         raise FileExistsError(f"run directory {run_dir} already holds a run: add --resume to continue it, "
                               "or choose another --run-dir")
     try:
@@ -156,16 +157,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise
     bar = None if args.no_progress or not trainer.dist.is_main else _Bar(trainer)
     on_log = bar.update_from if bar else None
-    print(f"run {run_dir} on {trainer.device}"
-          f"{' (bf16)' if trainer.bf16 else ''}: {len(trainer.data)} images, model {config.model.name}",
-          file=sys.stderr)
+    if main_rank:
+        print(f"run {run_dir} on {trainer.device}{' (bf16)' if trainer.bf16 else ''}"
+              f"{f' × {trainer.dist.world_size} processes' if trainer.dist.active else ''}: "
+              f"{len(trainer.data)} images, model {config.model.name}", file=sys.stderr)
     try:
         with StopFlag().installed() as stop:
             state = trainer.train(stop, on_log=on_log)
     finally:
         if bar:
             bar.close()
-    print(f"{state} at step {trainer.step} ({trainer.images} images); run directory: {run_dir}", file=sys.stderr)
+    if main_rank:
+        print(f"{state} at step {trainer.step} ({trainer.images} images); run directory: {run_dir}", file=sys.stderr)
     return 0
 
 

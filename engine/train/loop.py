@@ -106,7 +106,7 @@ class Trainer:
         self.best: dict[str, Any] = {}
         if resume:
             self._resume()
-        elif self.run.has_history():
+        elif self.dist.is_main and self.run.has_history():
             raise FileExistsError(f"run directory {self.run.path} already holds a run: resume it, "
                                   "or choose another directory")
         if self.dist.is_main:
