@@ -40,7 +40,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a GAN (or resume a run)")
     p.add_argument("--dataset", help="builtin:faces[:N], a folder of images, a .zip, or a .npz/.npy uint8 array")
     p.add_argument("--model", choices=[m.name for m in list_models()])
-    p.add_argument("--resolution", type=int, choices=[32, 64, 128, 256])
+    p.add_argument("--resolution", type=int, help="training resolution (the model lists what it supports)")
     p.add_argument("--batch-size", type=_positive_int)
     p.add_argument("--max-steps", type=_positive_int)
     p.add_argument("--max-images", type=_positive_int)

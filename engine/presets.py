@@ -31,6 +31,17 @@ PRESETS: dict[str, Config] = {
         loss=LossConfig("bce", label_smoothing=0.1),
         optim=OptimConfig(lr_g=2e-4, lr_d=2e-4),
         train=TrainConfig(batch_size=64)),
+    "face-course-basic-28": Config(
+        data=DataConfig(resolution=28, flip=False),
+        model=ModelConfig("basic", {"latent_dim": 100}),
+        optim=OptimConfig(lr_g=2e-4, lr_d=1e-4),
+        train=TrainConfig(batch_size=64)),
+    "sngan-hinge-64": Config(
+        data=DataConfig(resolution=64),
+        model=ModelConfig("sngan", {}),
+        loss=LossConfig("hinge"),
+        optim=OptimConfig(lr_g=2e-4, lr_d=2e-4, beta1=0.0, beta2=0.9, n_critic=5),
+        train=TrainConfig(batch_size=64)),
     "face-course-dcgan-64-ttur": Config(
         data=DataConfig(resolution=64),
         model=ModelConfig("dcgan", {"latent_dim": 100}),

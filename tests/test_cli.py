@@ -47,7 +47,7 @@ def test_existing_run_without_resume_is_refused(tmp_path, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["train", "--bogus"], "unrecognized arguments"),
-    (["train", "--resolution", "48"], "invalid choice"),
+    (["train", "--resolution", "big"], "invalid int value"),
     (["train", "--max-steps", "-1"], "must be ≥ 0"),
 ])
 def test_bad_flags_exit_2(args, message, capsys):

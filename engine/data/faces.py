@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw
 
 SPECIES: tuple[str, ...] = ("cat", "dog", "fox", "bear", "human")
 
-_MIN_RES, _MAX_RES = 32, 256
+MIN_RESOLUTION, MAX_RESOLUTION = 32, 256
 _CHUNK = 250  # at least this many faces per worker process
 _PARALLEL_MIN = 500  # fewer faces than this are rendered in the calling process
 _MAX_WORKERS = 8
@@ -446,8 +446,8 @@ def render_faces(count: int, resolution: int, seed: int = 0,
     which can deadlock beside torch's threads, nor multiprocessing-spawned, which re-runs the
     caller's script).
     """
-    if not _MIN_RES <= resolution <= _MAX_RES:
-        raise ValueError(f"builtin:faces resolution must be between {_MIN_RES} and {_MAX_RES} "
+    if not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
+        raise ValueError(f"builtin:faces resolution must be between {MIN_RESOLUTION} and {MAX_RESOLUTION} "
                          f"pixels, got {resolution}")
     if count < 0 or start < 0:
         raise ValueError(f"count and start must be non-negative, got {count} and {start}")

@@ -84,11 +84,12 @@ def _builtin_source(spec: str, rest: str) -> Source:
         raise DatasetError(f"image count in {spec!r} must be between 1 and 1,000,000")
 
     def decode(resolution: int) -> Decoded:
+        drawn = max(resolution, faces.MIN_RESOLUTION)  # smaller sizes are drawn at the minimum, then shrunk
         try:
-            images, labels = faces.render_faces(count, resolution, seed=0)
+            images, labels = faces.render_faces(count, drawn, seed=0)
         except ValueError as exc:
             raise DatasetError(str(exc)) from exc
-        return Decoded(images, labels.astype(np.int64), list(faces.SPECIES))
+        return Decoded(resize_array(images, resolution), labels.astype(np.int64), list(faces.SPECIES))
 
     return Source(spec, f"builtin-faces-v2-n{count}", decode)
 
