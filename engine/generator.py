@@ -85,12 +85,13 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: float) -> torch.Tensor:
 
 
 def first_layer_weight(module: nn.Module, latent_dim: int) -> torch.Tensor:
-    """The weight that maps the latent, as (outputs × latent_dim)."""
+    """The weights that map the latent (the first latent_dim inputs of the first layer that takes at
+    least that many; a conditional model appends its class embedding after z), as (outputs × latent_dim)."""
     for layer in module.modules():
-        if isinstance(layer, nn.Linear) and layer.in_features == latent_dim:
-            return layer.weight.detach()
-        if isinstance(layer, nn.ConvTranspose2d) and layer.in_channels == latent_dim:
-            return layer.weight.detach().flatten(1).t()
+        if isinstance(layer, nn.Linear) and layer.in_features >= latent_dim:
+            return layer.weight.detach()[:, :latent_dim]
+        if isinstance(layer, nn.ConvTranspose2d) and layer.in_channels >= latent_dim:
+            return layer.weight.detach().flatten(1).t()[:, :latent_dim]
     raise ValueError("this generator has no layer that takes the latent directly")
 
 

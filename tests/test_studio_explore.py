@@ -84,3 +84,24 @@ def test_real_versus_generated_and_nearest_training_images(at: AppTest) -> None:
     captions = [c for image in at.image for c in image.captions]
     assert "Real" in captions and "Generated" in captions
     assert sum(c.startswith("#") for c in captions) == 6  # six nearest neighbours with their distances
+
+
+def test_class_selector_for_a_conditional_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.train import Trainer
+    from tests.conftest import tiny_config
+
+    runs = tmp_path / "runs"
+    config = tiny_config(max_steps=2)
+    config.model.name, config.model.options = "cdcgan", {"ngf": 8, "ndf": 8}
+    Trainer(config, runs / "conditional").train()
+    monkeypatch.setenv("GAN_STUDIO_RUNS", str(runs))
+    app = AppTest.from_file(APP, default_timeout=180)
+    app.switch_page("studio/pages/explore.py").run()
+    app.selectbox(key="gen").set_value("conditional").run()
+    assert not app.exception, app.exception
+    before = urls(app)
+    app.selectbox(key="class").set_value(3).run()
+    assert not app.exception, app.exception
+    assert len(app.image) == 16 and urls(app) != before
+    for label in ("Interpolation", "Directions", "Real vs generated"):
+        open_tab(app, label)

@@ -1,25 +1,31 @@
 """Every registered model: shapes at each resolution, and exact resume through a checkpoint."""
 
+import numpy as np
 import pytest
 import torch
 
+from engine import load_generator
+from engine.config import ConfigError
 from engine.models import build_model, list_models
 from engine.presets import PRESETS
 from engine.train import Trainer
 from tests.conftest import tiny_config
 
-SMALL = {"dcgan": {"ngf": 8, "ndf": 8}, "basic": {"hidden": 64}, "sngan": {"g_channels": 16, "d_channels": 16}}
+SMALL = {"dcgan": {"ngf": 8, "ndf": 8}, "basic": {"hidden": 64}, "sngan": {"g_channels": 16, "d_channels": 16},
+         "cdcgan": {"ngf": 8, "ndf": 8}}
 MODELS = [m.name for m in list_models()]
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_shapes_at_every_supported_resolution(name):
     info = next(m for m in list_models() if m.name == name)
+    labels = torch.tensor([0, 4])
     for resolution in info.resolutions:
-        pair = build_model(name, SMALL[name], resolution)
-        images = pair.generator(torch.randn(2, pair.latent_dim))
+        pair = build_model(name, SMALL[name], resolution, num_classes=5)
+        images = pair.generator(torch.randn(2, pair.latent_dim), labels)
         assert images.shape == (2, 3, resolution, resolution) and images.abs().max() <= 1
-        assert pair.discriminator(images).shape == (2,)
+        assert pair.discriminator(images, labels).shape == (2,)
+        assert pair.num_classes == (5 if info.conditional else 0)
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -37,6 +43,19 @@ def test_resume_equals_a_straight_run(name, tmp_path):
     for mine, theirs in ((straight.G, resumed.G), (straight.D, resumed.D), (straight.ema.ema, resumed.ema.ema)):
         a, b = mine.state_dict(), theirs.state_dict()
         assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_conditional_model_follows_the_class_and_needs_labels(tmp_path):
+    config = tiny_config(max_steps=4)
+    config.model.name, config.model.options = "cdcgan", dict(SMALL["cdcgan"])
+    Trainer(config, tmp_path / "run").train()
+    gen = load_generator(tmp_path / "run")
+    assert gen.num_classes == 5 and gen.class_names[:2] == ["cat", "dog"]
+    cats, dogs = gen.sample(seeds=[1, 1], labels=[0, 1])
+    assert not np.array_equal(cats, dogs)
+    assert gen.directions(3)[0].shape == (3, gen.latent_dim)
+    with pytest.raises(ConfigError, match="class-conditional"):
+        build_model("cdcgan", {}, 32, num_classes=0)
 
 
 def test_every_preset_builds():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -105,3 +105,51 @@ def build_dcgan(opts: DCGANOptions, resolution: int, num_classes: int) -> GanPai
         dcgan_init(g)
         dcgan_init(d)
     return GanPair(g, d, opts.latent_dim)
+
+
+@dataclass
+class ConditionalDCGANOptions(DCGANOptions):
+    """DCGAN options plus the size of G's class embedding."""
+
+    embed_dim: int = 32
+
+
+class ConditionalGenerator(nn.Module):
+    """DCGAN G on [z, embedding(class)]."""
+
+    def __init__(self, opts: ConditionalDCGANOptions, resolution: int, num_classes: int) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(num_classes, opts.embed_dim)
+        self.body = DCGANGenerator(replace(opts, latent_dim=opts.latent_dim + opts.embed_dim), resolution)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if labels is None:
+            labels = torch.zeros(z.shape[0], dtype=torch.long, device=z.device)
+        return self.body(torch.cat([z, self.embed(labels)], dim=1))
+
+
+class ProjectionDiscriminator(nn.Module):
+    """DCGAN D with a projection term ⟨embedding(class), pooled features⟩ (Miyato & Koyama 2018)."""
+
+    def __init__(self, opts: ConditionalDCGANOptions, resolution: int, num_classes: int) -> None:
+        super().__init__()
+        self.body = DCGANDiscriminator(opts, resolution)
+        self.embed = nn.Embedding(num_classes, self.body.head.in_channels)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        features = self.body.features(x)
+        logits = self.body.head(features).flatten()
+        if labels is None:
+            return logits
+        return logits + (self.embed(labels) * features.sum(dim=(2, 3))).sum(dim=1)
+
+
+@register_model("cdcgan", "Conditional DCGAN: class embedding into G, projection discriminator",
+                (32, 64, 128, 256), ConditionalDCGANOptions, conditional=True)
+def build_conditional_dcgan(opts: ConditionalDCGANOptions, resolution: int, num_classes: int) -> GanPair:
+    g = ConditionalGenerator(opts, resolution, num_classes)
+    d = ProjectionDiscriminator(opts, resolution, num_classes)
+    if opts.init == "dcgan":
+        dcgan_init(g)
+        dcgan_init(d)
+    return GanPair(g, d, opts.latent_dim, num_classes)

@@ -32,12 +32,14 @@ class ModelInfo:
     build: Callable[[Any, int, int], GanPair]
     options_type: type
     choices: dict[str, tuple[str, ...]]  # options limited to a few values
+    conditional: bool  # needs the dataset's class labels
 
 
 _MODELS: dict[str, ModelInfo] = {}
 
 
-def register_model(name: str, description: str, resolutions: tuple[int, ...], options_type: type
+def register_model(name: str, description: str, resolutions: tuple[int, ...], options_type: type,
+                   conditional: bool = False
                    ) -> Callable[[Callable[[Any, int, int], GanPair]], Callable[[Any, int, int], GanPair]]:
     """Decorator for ``build(options, resolution, num_classes) -> GanPair``."""
 
@@ -45,7 +47,8 @@ def register_model(name: str, description: str, resolutions: tuple[int, ...], op
         defaults = dataclasses.asdict(options_type())
         choices = {f.name: tuple(f.metadata["choices"]) for f in dataclasses.fields(options_type)
                    if "choices" in f.metadata}
-        _MODELS[name] = ModelInfo(name, description, resolutions, defaults, build, options_type, choices)
+        _MODELS[name] = ModelInfo(name, description, resolutions, defaults, build, options_type, choices,
+                                  conditional)
         return build
 
     return add
@@ -84,4 +87,7 @@ def build_model(name: str, options: dict[str, Any], resolution: int, num_classes
     info = get_model(name)
     if resolution not in info.resolutions:
         raise ConfigError(f"model {name} supports resolutions {', '.join(map(str, info.resolutions))}, not {resolution}")
-    return info.build(_parse_options(info, options), resolution, num_classes)
+    if info.conditional and num_classes < 2:
+        raise ConfigError(f"model {name} is class-conditional: train it on a dataset with at least two classes "
+                          "(sub-folders, or builtin:faces)")
+    return info.build(_parse_options(info, options), resolution, num_classes if info.conditional else 0)

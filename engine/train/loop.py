@@ -77,8 +77,7 @@ class Trainer:
         self.data = DeviceDataset(data.images, data.labels, self.device, config.train.seed)
         self.real_images = data.images
         torch.manual_seed(config.train.seed)
-        pair = build_model(config.model.name, config.model.options, config.data.resolution,
-                           len(data.class_names) if config.model.name.startswith("cond") else 0)
+        pair = build_model(config.model.name, config.model.options, config.data.resolution, len(data.class_names))
         self.latent_dim, self.num_classes = pair.latent_dim, pair.num_classes
         self.G, self.D = pair.generator.to(self.device), pair.discriminator.to(self.device)
         if self.channels_last:
