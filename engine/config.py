@@ -36,10 +36,11 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    """Adversarial loss: 'bce' (non-saturating) or 'hinge'."""
+    """Adversarial loss: 'bce' (non-saturating), 'hinge' or 'wgan-gp' (Wasserstein + gradient penalty)."""
 
     kind: str = "bce"
     label_smoothing: float = 0.0  # one-sided: real targets become 1 - label_smoothing
+    gp_weight: float = 10.0  # λ of the gradient penalty (wgan-gp only)
 
 
 @dataclass

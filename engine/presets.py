@@ -42,6 +42,12 @@ PRESETS: dict[str, Config] = {
         loss=LossConfig("hinge"),
         optim=OptimConfig(lr_g=2e-4, lr_d=2e-4, beta1=0.0, beta2=0.9, n_critic=5),
         train=TrainConfig(batch_size=64)),
+    "wgan-gp-64": Config(
+        data=DataConfig(resolution=64),
+        model=ModelConfig("wgan-gp", {}),
+        loss=LossConfig("wgan-gp", gp_weight=10.0),
+        optim=OptimConfig(lr_g=1e-4, lr_d=1e-4, beta1=0.0, beta2=0.9, n_critic=5),
+        train=TrainConfig(batch_size=64)),
     "face-course-dcgan-64-ttur": Config(
         data=DataConfig(resolution=64),
         model=ModelConfig("dcgan", {"latent_dim": 100}),

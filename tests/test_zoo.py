@@ -6,13 +6,14 @@ import torch
 
 from engine import load_generator
 from engine.config import ConfigError
-from engine.models import build_model, list_models
+from engine.models.losses import WassersteinGPLoss
+from engine.models import build_model, get_model, list_models
 from engine.presets import PRESETS
 from engine.train import Trainer
 from tests.conftest import tiny_config
 
 SMALL = {"dcgan": {"ngf": 8, "ndf": 8}, "basic": {"hidden": 64}, "sngan": {"g_channels": 16, "d_channels": 16},
-         "cdcgan": {"ngf": 8, "ndf": 8}}
+         "cdcgan": {"ngf": 8, "ndf": 8}, "wgan-gp": {"ngf": 8, "ndf": 8}}
 MODELS = [m.name for m in list_models()]
 
 
@@ -33,6 +34,8 @@ def test_resume_equals_a_straight_run(name, tmp_path):
     def config(steps):
         cfg = tiny_config(max_steps=steps, checkpoint_every=100)
         cfg.model.name, cfg.model.options = name, dict(SMALL[name])
+        cfg.loss.kind = get_model(name).loss or "bce"
+        cfg.optim.n_critic = 2
         return cfg
 
     straight = Trainer(config(6), tmp_path / "a")
@@ -62,3 +65,32 @@ def test_every_preset_builds():
     for name, config in PRESETS.items():
         pair = build_model(config.model.name, config.model.options, config.data.resolution)
         assert pair.generator(torch.randn(2, pair.latent_dim)).shape[-1] == config.data.resolution, name
+
+
+def test_wgan_gp_penalty_uses_interpolates_and_pulls_gradient_norms_to_one():
+    loss = WassersteinGPLoss(gp_weight=10.0)
+    real, fake = torch.rand(8, 3, 4, 4), -torch.rand(8, 3, 4, 4)
+    mixed = loss.interpolates(real, fake, torch.Generator().manual_seed(0))
+    eps = ((mixed - fake) / (real - fake)).flatten(1)
+    assert torch.allclose(eps, eps[:, :1].expand_as(eps), atol=1e-5) and (eps >= 0).all() and (eps <= 1).all()
+
+    critic = torch.nn.Linear(48, 1, bias=False)
+    with torch.no_grad():
+        critic.weight.mul_(5.0 / critic.weight.norm())  # gradient norm 5 everywhere
+    opt = torch.optim.Adam(critic.parameters(), lr=0.05)
+    for _ in range(200):
+        mixed = loss.interpolates(real, fake, torch.Generator().manual_seed(1))
+        penalty = loss.penalty(mixed, critic(mixed.flatten(1)).flatten())
+        opt.zero_grad()
+        penalty.backward()
+        opt.step()
+    assert abs(critic.weight.norm().item() - 1.0) < 0.05
+
+
+def test_wgan_gp_refuses_the_wrong_loss_and_a_batchnorm_critic(tmp_path):
+    config = tiny_config()
+    config.model.name, config.model.options = "wgan-gp", dict(SMALL["wgan-gp"])
+    with pytest.raises(ConfigError, match="loss.kind=wgan-gp"):
+        Trainer(config, tmp_path / "run")
+    with pytest.raises(ConfigError, match="BatchNorm"):
+        build_model("wgan-gp", {"d_batchnorm": True}, 32)

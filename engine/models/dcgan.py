@@ -153,3 +153,18 @@ def build_conditional_dcgan(opts: ConditionalDCGANOptions, resolution: int, num_
         dcgan_init(g)
         dcgan_init(d)
     return GanPair(g, d, opts.latent_dim, num_classes)
+
+
+@dataclass
+class WGANGPOptions(DCGANOptions):
+    """DCGAN layout with a critic without BatchNorm (the gradient penalty is per sample)."""
+
+    d_batchnorm: bool = False
+
+
+@register_model("wgan-gp", "WGAN-GP (Gulrajani et al. 2017): DCGAN layout, critic without BatchNorm, "
+                "gradient penalty λ=10", (32, 64, 128, 256), WGANGPOptions, loss="wgan-gp")
+def build_wgan_gp(opts: WGANGPOptions, resolution: int, num_classes: int) -> GanPair:
+    if opts.d_batchnorm:
+        raise ConfigError("the WGAN-GP critic must not use BatchNorm: set d_batchnorm=false")
+    return build_dcgan(opts, resolution, num_classes)

@@ -33,11 +33,37 @@ class HingeLoss:
         return -fake_logits.mean()
 
 
-def build_loss(cfg: LossConfig) -> NonSaturatingLoss | HingeLoss:
+class WassersteinGPLoss:
+    """WGAN-GP (Gulrajani et al. 2017): critic scores, plus λ·(‖∇D(x̂)‖₂ − 1)² on random
+    interpolates x̂ between real and fake images."""
+
+    def __init__(self, gp_weight: float = 10.0) -> None:
+        self.gp_weight = gp_weight
+
+    def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        return fake_logits.mean() - real_logits.mean()
+
+    def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        return -fake_logits.mean()
+
+    @staticmethod
+    def interpolates(real: torch.Tensor, fake: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, generator=gen)
+        return (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+
+    def penalty(self, mixed: torch.Tensor, mixed_logits: torch.Tensor) -> torch.Tensor:
+        """λ·E[(‖∇ₓ D(x̂)‖₂ − 1)²], differentiable w.r.t. D's parameters."""
+        (grad,) = torch.autograd.grad(mixed_logits.sum(), mixed, create_graph=True)
+        return self.gp_weight * (grad.flatten(1).norm(dim=1) - 1).square().mean()
+
+
+def build_loss(cfg: LossConfig) -> NonSaturatingLoss | HingeLoss | WassersteinGPLoss:
     if not 0.0 <= cfg.label_smoothing < 0.5:
         raise ConfigError(f"loss.label_smoothing must be in [0, 0.5), got {cfg.label_smoothing}")
     if cfg.kind == "bce":
         return NonSaturatingLoss(cfg.label_smoothing)
     if cfg.kind == "hinge":
         return HingeLoss()
-    raise ConfigError(f"unknown loss {cfg.kind!r}: choose bce or hinge")
+    if cfg.kind == "wgan-gp":
+        return WassersteinGPLoss(cfg.gp_weight)
+    raise ConfigError(f"unknown loss {cfg.kind!r}: choose bce, hinge or wgan-gp")

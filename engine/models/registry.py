@@ -33,13 +33,14 @@ class ModelInfo:
     options_type: type
     choices: dict[str, tuple[str, ...]]  # options limited to a few values
     conditional: bool  # needs the dataset's class labels
+    loss: str | None  # the loss kind the model is defined with, if it needs one
 
 
 _MODELS: dict[str, ModelInfo] = {}
 
 
 def register_model(name: str, description: str, resolutions: tuple[int, ...], options_type: type,
-                   conditional: bool = False
+                   conditional: bool = False, loss: str | None = None
                    ) -> Callable[[Callable[[Any, int, int], GanPair]], Callable[[Any, int, int], GanPair]]:
     """Decorator for ``build(options, resolution, num_classes) -> GanPair``."""
 
@@ -48,7 +49,7 @@ def register_model(name: str, description: str, resolutions: tuple[int, ...], op
         choices = {f.name: tuple(f.metadata["choices"]) for f in dataclasses.fields(options_type)
                    if "choices" in f.metadata}
         _MODELS[name] = ModelInfo(name, description, resolutions, defaults, build, options_type, choices,
-                                  conditional)
+                                  conditional, loss)
         return build
 
     return add

@@ -36,9 +36,11 @@ class DiscriminatorPair(nn.Module):
         super().__init__()
         self.discriminator = discriminator
 
-    def forward(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.discriminator(real, labels), self.discriminator(fake, labels)
+    def forward(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None = None,
+                mixed: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        """D(real), D(fake), and D(mixed) when interpolates for a gradient penalty are given."""
+        out = (self.discriminator(real, labels), self.discriminator(fake, labels))
+        return out if mixed is None else (*out, self.discriminator(mixed, labels))
 
 
 def setup() -> DistInfo:

@@ -21,7 +21,8 @@ from engine.data.augment import Augmenter
 from engine.data.device_data import DeviceDataset
 from engine.device import configure_backends, detect_device, use_bf16
 from engine.grid import image_grid, save_png, to_uint8
-from engine.models import build_loss, build_model, resolve_options
+from engine.models import build_loss, build_model, get_model, resolve_options
+from engine.models.losses import WassersteinGPLoss
 from engine.runs import Run
 from engine.runs.files import atomic_write
 from engine.train import distributed
@@ -88,6 +89,9 @@ class Trainer:
         betas = (config.optim.beta1, config.optim.beta2)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.optim.lr_g, betas=betas, fused=fused)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.optim.lr_d, betas=betas, fused=fused)
+        required = get_model(config.model.name).loss
+        if required and config.loss.kind != required:
+            raise ConfigError(f"model {config.model.name} trains with loss.kind={required}, not {config.loss.kind}")
         self.loss = build_loss(config.loss)
         if config.metrics.every_images:
             try:
@@ -199,8 +203,15 @@ class Trainer:
                 else:
                     with torch.no_grad():
                         fake = self.G_train(z, labels)
-                real_logits, fake_logits = self.D_train(self.aug.diff(real), self.aug.diff(fake.detach()), labels)
-                loss_d = self.loss.d_loss(real_logits.float(), fake_logits.float())
+                real_in, fake_in = self.aug.diff(real), self.aug.diff(fake.detach())
+                if isinstance(self.loss, WassersteinGPLoss):
+                    mixed = self.loss.interpolates(real_in, fake_in, self.noise)
+                    real_logits, fake_logits, mixed_logits = self.D_train(real_in, fake_in, labels, mixed)
+                    loss_d = self.loss.d_loss(real_logits.float(), fake_logits.float()) + self.loss.penalty(
+                        mixed, mixed_logits.float())
+                else:
+                    real_logits, fake_logits = self.D_train(real_in, fake_in, labels)
+                    loss_d = self.loss.d_loss(real_logits.float(), fake_logits.float())
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
