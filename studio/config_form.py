@@ -41,8 +41,9 @@ BASIC = (
           fmt="%.0f", to_widget=lambda s: float(s) / 60, from_widget=lambda m: float(m) * 60),
 )
 ADVANCED = (
-    Field("loss.kind", "Loss", "bce: non-saturating GAN loss; hinge: SNGAN-style hinge loss.",
-          options=("bce", "hinge")),
+    Field("loss.kind", "Loss", "bce: non-saturating GAN loss; hinge: SNGAN-style hinge loss; wgan-gp: "
+          "Wasserstein loss with gradient penalty (the wgan-gp model needs it).",
+          options=("bce", "hinge", "wgan-gp")),
     Field("loss.label_smoothing", "Label smoothing", "One-sided: real targets become 1 − this.",
           step=0.05, fmt="%.2f"),
     Field("optim.lr_g", "Learning rate G", step=1e-5, fmt="%.1e"),
