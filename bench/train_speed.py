@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.config import Config, DataConfig, ModelConfig, TrainConfig  # noqa: E402
 from engine.data.faces import render_faces  # noqa: E402
 from engine.device import detect_device, device_summary  # noqa: E402
-from engine.models import build_loss, build_model  # noqa: E402
+from engine.models import build_model  # noqa: E402
 from engine.train import Trainer  # noqa: E402
 
 SHARED_CATS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "afhq_cat64"

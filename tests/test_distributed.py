@@ -8,7 +8,6 @@ from pathlib import Path
 
 from engine.runs import Run
 from engine.train import Trainer
-from tests.conftest import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
