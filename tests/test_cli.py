@@ -76,3 +76,10 @@ def test_signal_handlers_are_restored_after_training(tmp_path):
                  "--max-steps", "1", "--run-dir", str(tmp_path / "r"), "--device", "cpu",
                  "--set", "model.options.ngf=4", "--set", "model.options.ndf=4"]) == 0
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_config_mistakes_fail_before_the_dataset_loads(tmp_path, capsys):
+    assert main(["train", "--dataset", str(tmp_path / "not-there"), "--device", "cpu", "--run-dir", str(tmp_path / "r"),
+                 "--set", "data.diffaugment=color,zoom"]) == 2
+    err = capsys.readouterr().err
+    assert "data.diffaugment: unknown DiffAugment policy zoom" in err and "Traceback" not in err

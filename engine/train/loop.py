@@ -12,12 +12,13 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import numpy as np
 import torch
 
 from engine import metrics
 from engine.config import Config, ConfigError
 from engine.data import load_dataset
-from engine.data.augment import Augmenter
+from engine.data.augment import Augmenter, parse_policy
 from engine.data.device_data import DeviceDataset
 from engine.device import configure_backends, detect_device, use_bf16
 from engine.grid import image_grid, save_png, to_uint8
@@ -70,11 +71,23 @@ class Trainer:
         if config.train.batch_size % self.dist.world_size:
             raise ConfigError(f"batch size {config.train.batch_size} is not divisible by {self.dist.world_size} processes")
         self.local_batch = config.train.batch_size // self.dist.world_size
+        required = get_model(config.model.name).loss
+        if required and config.loss.kind != required:
+            raise ConfigError(f"model {config.model.name} trains with loss.kind={required}, not {config.loss.kind}")
+        self.loss = build_loss(config.loss)
+        if config.metrics.every_images:
+            try:
+                metrics.lower_is_better(config.metrics.best_metric)
+            except ValueError as exc:
+                raise ConfigError(f"metrics.best_metric: {exc}; use e.g. swd, fid, kid, is, precision") from None
+        try:
+            parse_policy(config.data.diffaugment)
+        except ValueError as exc:
+            raise ConfigError(f"data.diffaugment: {exc}") from None
 
         data = load_dataset(config.data.spec, config.data.resolution)
         self.dataset_info = {"spec": config.data.spec, "fingerprint": data.fingerprint, "count": len(data),
-                             "classes": data.class_names,
-                             "skipped": len(data.skipped)}
+                             "classes": data.class_names, "skipped": len(data.skipped)}
         self.data = DeviceDataset(data.images, data.labels, self.device, config.train.seed)
         self.real_images = data.images
         torch.manual_seed(config.train.seed)
@@ -89,15 +102,6 @@ class Trainer:
         betas = (config.optim.beta1, config.optim.beta2)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.optim.lr_g, betas=betas, fused=fused)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.optim.lr_d, betas=betas, fused=fused)
-        required = get_model(config.model.name).loss
-        if required and config.loss.kind != required:
-            raise ConfigError(f"model {config.model.name} trains with loss.kind={required}, not {config.loss.kind}")
-        self.loss = build_loss(config.loss)
-        if config.metrics.every_images:
-            try:
-                metrics.lower_is_better(config.metrics.best_metric)
-            except ValueError as exc:
-                raise ConfigError(f"metrics.best_metric: {exc}; use e.g. swd, fid, kid, is, precision") from None
         self.aug = Augmenter(self.device, config.train.seed + self.dist.rank, config.data.flip,
                              config.data.rotate_degrees, config.data.diffaugment)
         self.noise = torch.Generator(device=self.device).manual_seed(config.train.seed * 7 + 1 + self.dist.rank)
@@ -130,12 +134,15 @@ class Trainer:
         if not self.dist.is_main:
             return None
         path = self.run.checkpoints_dir / f"ckpt_{self.step:08d}.json"
-        save_checkpoint(path, {"G": self.G, "D": self.D, "G_ema": self.ema.ema},
-                        {"opt_G": self.opt_g, "opt_D": self.opt_d}, self._state_tensors(), self._meta())
+        self._write_checkpoint(path)
         for old in self.run.checkpoints()[:-max(1, self.config.train.keep_checkpoints)]:
             old.with_suffix(".safetensors").unlink(missing_ok=True)
             old.unlink(missing_ok=True)
         return path
+
+    def _write_checkpoint(self, path: Path) -> None:
+        save_checkpoint(path, {"G": self.G, "D": self.D, "G_ema": self.ema.ema},
+                        {"opt_G": self.opt_g, "opt_D": self.opt_d}, self._state_tensors(), self._meta())
 
     def _meta(self) -> dict[str, Any]:
         return {"step": self.step, "images": self.images, "train_seconds": self.train_seconds,
@@ -269,7 +276,7 @@ class Trainer:
         return record
 
     @torch.no_grad()
-    def _sample_fn(self, count: int, first: int) -> Any:
+    def _sample_fn(self, count: int, first: int) -> np.ndarray:
         gen = torch.Generator().manual_seed(10_000_019 + first)
         z = torch.randn(count, self.latent_dim, generator=gen).to(self.device)
         labels = torch.arange(first, first + count, device=self.device) % max(1, self.num_classes)
@@ -285,8 +292,7 @@ class Trainer:
         previous = self.best.get("value")
         if previous is None or (value < previous if lower else value > previous):
             self.best = {"key": key, "value": value, "step": self.step, "images": self.images}
-            save_checkpoint(self.run.checkpoints_dir / "best.json", {"G": self.G, "D": self.D, "G_ema": self.ema.ema},
-                            {"opt_G": self.opt_g, "opt_D": self.opt_d}, self._state_tensors(), self._meta())
+            self._write_checkpoint(self.run.checkpoints_dir / "best.json")
 
     def _limits(self) -> dict[str, float]:
         t = self.config.train
