@@ -85,6 +85,7 @@ class TrainConfig:
     grid_size: int = 64  # fixed latents shown in progress grids
     sync_batchnorm: bool = False
     deterministic: bool = False  # bit-exact reruns on CUDA (deterministic kernels, no autotuning)
+    init_from: str = ""  # start from these weights: a run, a checkpoint .json or an exported generator
 
 
 @dataclass

@@ -20,14 +20,18 @@ from engine.runs.files import atomic_write, atomic_write_json, read_json
 from engine.train.checkpoint import CheckpointError, load_checkpoint, split_prefix
 
 EXPORT_FORMAT = "gan-studio-generator/1"
+HUB_PREFIX = "hf:"
+ENCODER_FILE = "encoder.safetensors"  # exported next to model.safetensors by autoencoders
 
 
 class Generator:
     """Samples images from a trained generator network (EMA weights, eval mode)."""
 
-    def __init__(self, module: nn.Module, info: dict[str, Any], device: torch.device | str = "cpu") -> None:
+    def __init__(self, module: nn.Module, info: dict[str, Any], device: torch.device | str = "cpu",
+                 encoder: nn.Module | None = None) -> None:
         self.device = torch.device(device)
         self.module = module.to(self.device).eval().requires_grad_(False)
+        self.encoder = encoder.to(self.device).eval().requires_grad_(False) if encoder is not None else None
         self.info = info
         self.latent_dim = int(info["latent_dim"])
         self.resolution = int(info["resolution"])
@@ -58,6 +62,18 @@ class Generator:
             out.append(to_uint8(self.module(z, y)))
         return np.concatenate(out) if out else np.zeros((0, self.resolution, self.resolution, 3), np.uint8)
 
+    @torch.no_grad()
+    def reconstruct(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """Encode then decode uint8 N×H×W×3 images (adversarial autoencoders only)."""
+        if self.encoder is None:
+            raise ValueError(f"a {self.model_name} generator has no encoder: only autoencoders reconstruct images")
+        out = []
+        for start in range(0, len(images), batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).to(self.device)
+            x = x.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+            out.append(to_uint8(self.module(self.encoder(x))))
+        return np.concatenate(out) if out else np.zeros_like(images)
+
     def interpolate(self, z0: torch.Tensor, z1: torch.Tensor, steps: int, truncation: float = 1.0,
                     label: int = 0) -> np.ndarray:
         """Images along the spherical path from z0 to z1 (``steps`` points, both ends included)."""
@@ -72,6 +88,26 @@ class Generator:
         _, singular, vh = torch.linalg.svd(weight.float(), full_matrices=False)
         count = min(count, vh.shape[0])
         return vh[:count].cpu(), singular[:count].cpu()
+
+    @classmethod
+    def from_pretrained(cls, repo_id_or_path: str | os.PathLike, revision: str | None = None, *,
+                        device: torch.device | str = "cpu", token: str | None = None) -> "Generator":
+        """A pushed generator from the Hugging Face Hub ('owner/name': only model.safetensors + config.json
+        are downloaded, once, into the Hub cache) or from a local folder, run or checkpoint."""
+        local = Path(repo_id_or_path).expanduser()
+        if local.exists():
+            return load_generator(local, device)
+        from engine.hub.pull import pull_model
+
+        return load_generator(pull_model(str(repo_id_or_path), revision, token=token).path, device)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+        """Write ``model.safetensors`` + ``config.json``, the folder ``from_pretrained`` and load_generator read."""
+        out = Path(save_directory)
+        weights = {k: v.detach().cpu().contiguous() for k, v in self.module.state_dict().items()}
+        atomic_write(out / "model.safetensors", lambda tmp: save_file(weights, str(tmp), metadata={"format": EXPORT_FORMAT}))
+        atomic_write_json(out / "config.json", dict(self.info, format=EXPORT_FORMAT, **(extra or {})))
+        return out
 
 
 def slerp(z0: torch.Tensor, z1: torch.Tensor, t: float) -> torch.Tensor:
@@ -95,13 +131,17 @@ def first_layer_weight(module: nn.Module, latent_dim: int) -> torch.Tensor:
     raise ValueError("this generator has no layer that takes the latent directly")
 
 
-def _build(info: dict[str, Any], weights: dict[str, torch.Tensor], device: torch.device | str) -> Generator:
+def _build(info: dict[str, Any], weights: dict[str, torch.Tensor], device: torch.device | str,
+           encoder_weights: dict[str, torch.Tensor] | None = None) -> Generator:
     pair = build_model(info["model"], info["model_options"], int(info["resolution"]), int(info.get("num_classes", 0)))
+    encoder = pair.encoder if encoder_weights else None
     try:
         pair.generator.load_state_dict(weights)
+        if encoder is not None:
+            encoder.load_state_dict(encoder_weights)
     except RuntimeError as exc:
         raise CheckpointError(f"weights do not fit model {info['model']}: {str(exc).splitlines()[0]}") from exc
-    return Generator(pair.generator, info, device)
+    return Generator(pair.generator, info, device, encoder)
 
 
 def _from_checkpoint(path: Path, device: torch.device | str) -> Generator:
@@ -110,23 +150,36 @@ def _from_checkpoint(path: Path, device: torch.device | str) -> Generator:
     info["class_names"] = meta.get("dataset", {}).get("classes", [])
     info["dataset"] = meta.get("dataset", {}).get("spec")
     info["step"], info["images"] = meta["step"], meta["images"]
-    return _build(info, split_prefix("G_ema", tensors), device)
+    return _build(info, split_prefix("G_ema", tensors), device, split_prefix("E", tensors))
+
+
+def _pulled(spec: str) -> Path:
+    """The local folder of 'hf:owner/name[@revision]', pulled from the Hub unless already cached."""
+    from engine.hub import HubError, pull_model
+
+    repo_id, _, revision = spec.removeprefix(HUB_PREFIX).partition("@")
+    try:
+        return pull_model(repo_id, revision or None).path
+    except HubError as exc:
+        raise CheckpointError(str(exc)) from exc
 
 
 def load_generator(path: str | os.PathLike, device: torch.device | str = "cpu") -> Generator:
-    """Load from a run directory (its latest checkpoint), a checkpoint .json, or an exported folder."""
-    path = Path(path).expanduser()
+    """Load from a run directory (its latest checkpoint), a checkpoint .json, an exported folder, or a
+    Hugging Face Hub model 'hf:owner/name[@revision]'."""
+    path = _pulled(str(path)) if str(path).startswith(HUB_PREFIX) else Path(path).expanduser()
     if path.is_file() and path.suffix == ".json":
         return _from_checkpoint(path, device)
     if (path / "model.safetensors").is_file():
         try:
             info = read_json(path / "config.json")
             weights = load_file(str(path / "model.safetensors"))
+            encoder = load_file(str(path / ENCODER_FILE)) if (path / ENCODER_FILE).is_file() else None
         except (OSError, ValueError, SafetensorError) as exc:
             raise CheckpointError(f"cannot read exported generator in {path}: {exc}") from exc
         if not isinstance(info, dict) or info.get("format") != EXPORT_FORMAT:
             raise CheckpointError(f"{path / 'config.json'} is not a GAN Studio generator config ({EXPORT_FORMAT})")
-        return _build(info, weights, device)
+        return _build(info, weights, device, encoder)
     run = Run(path)
     if run.exists():
         latest = run.latest_checkpoint()
@@ -140,7 +193,13 @@ def export_generator(source: str | os.PathLike, out_dir: str | os.PathLike, extr
     """Write the EMA generator as ``model.safetensors`` + ``config.json`` (loadable by load_generator)."""
     gen = load_generator(source)
     out = Path(out_dir)
-    weights = {k: v.detach().cpu().contiguous() for k, v in gen.module.state_dict().items()}
-    atomic_write(out / "model.safetensors", lambda tmp: save_file(weights, str(tmp), metadata={"format": EXPORT_FORMAT}))
+    _save_weights(out / "model.safetensors", gen.module)
+    if gen.encoder is not None:
+        _save_weights(out / ENCODER_FILE, gen.encoder)
     atomic_write_json(out / "config.json", dict(gen.info, format=EXPORT_FORMAT, **(extra or {})))
     return out
+
+
+def _save_weights(path: Path, module: nn.Module) -> None:
+    weights = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    atomic_write(path, lambda tmp: save_file(weights, str(tmp), metadata={"format": EXPORT_FORMAT}))

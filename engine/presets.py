@@ -48,6 +48,27 @@ PRESETS: dict[str, Config] = {
         loss=LossConfig("wgan-gp", gp_weight=10.0),
         optim=OptimConfig(lr_g=1e-4, lr_d=1e-4, beta1=0.0, beta2=0.9, n_critic=5),
         train=TrainConfig(batch_size=64)),
+    "anime-dcgan-128": Config(
+        data=DataConfig(resolution=128, flip=True),
+        model=ModelConfig("dcgan", {"latent_dim": 100, "g_activation": "relu", "g_batchnorm": True,
+                                    "d_batchnorm": True, "d_slope": 0.2}),
+        optim=OptimConfig(lr_g=2e-4, lr_d=2e-4),
+        train=TrainConfig(batch_size=64)),
+    "anime-aae-128": Config(
+        data=DataConfig(resolution=128, flip=True),
+        model=ModelConfig("aae", {"latent_dim": 128, "encoder_slope": 0.2, "reconstruction": "mse"}),
+        optim=OptimConfig(lr_g=2e-4, lr_d=2e-4),
+        train=TrainConfig(batch_size=64)),
+    "cat-faces-simple-gan-64": Config(
+        data=DataConfig(resolution=64, flip=True),
+        model=ModelConfig("basic", {"latent_dim": 100, "hidden": 1024}),
+        optim=OptimConfig(lr_g=2e-4, lr_d=2e-4),
+        train=TrainConfig(batch_size=64)),
+    "conditional-dcgan-64": Config(
+        data=DataConfig(resolution=64),
+        model=ModelConfig("cdcgan", {"latent_dim": 100}),
+        optim=OptimConfig(lr_g=2e-4, lr_d=2e-4),
+        train=TrainConfig(batch_size=64)),
     "face-course-dcgan-64-ttur": Config(
         data=DataConfig(resolution=64),
         model=ModelConfig("dcgan", {"latent_dim": 100}),

@@ -62,3 +62,10 @@ def preview(spec: str, resolution: int, count: int = 32) -> Preview:
 @st.cache_resource(max_entries=2, ttl=600, show_spinner="Indexing the training images…")
 def neighbour_index(spec: str, resolution: int) -> NeighbourIndex:
     return NeighbourIndex(dataset(spec, resolution).images)
+
+
+@st.cache_data(max_entries=8, show_spinner="Reconstructing…")
+def reconstructions(path: str, version: str, spec: str, resolution: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """(real images, their reconstructions) for an autoencoder's training images."""
+    real = preview(spec, resolution, count).images
+    return real, generator(path, version).reconstruct(real)

@@ -9,8 +9,10 @@ from plotly.subplots import make_subplots
 
 from engine import metrics
 
-LOSS_SERIES = (("loss_g", "G loss"), ("loss_d", "D loss"))
+LOSS_SERIES = (("loss_g", "G loss"), ("loss_d", "D loss"), ("d_aux", "D self-supervised loss"))
 D_SERIES = (("d_real", "D(x)"), ("d_fake", "D(G(z))"))
+AUTOENCODER_LOSS_SERIES = (("loss_g", "Autoencoder loss"), ("recon", "Reconstruction"), ("loss_d", "Latent D loss"))
+AUTOENCODER_D_SERIES = (("d_real", "D(prior z)"), ("d_fake", "D(E(x))"))
 _HEIGHT = 320
 
 
@@ -43,10 +45,14 @@ def loss_figure(records: list[Mapping[str, Any]], revision: str) -> go.Figure:
     """G/D losses (left) and the discriminator's outputs on real and generated images (right)."""
     train = train_records(records)
     steps = [r["step"] for r in train]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Losses", "Discriminator outputs"),
-                        horizontal_spacing=0.08)
-    for col, series in ((1, LOSS_SERIES), (2, D_SERIES)):
+    autoencoder = any("recon" in r for r in train)
+    panels = (AUTOENCODER_LOSS_SERIES, AUTOENCODER_D_SERIES) if autoencoder else (LOSS_SERIES, D_SERIES)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Losses", "Latent discriminator outputs" if autoencoder
+                                                        else "Discriminator outputs"), horizontal_spacing=0.08)
+    for col, series in enumerate(panels, start=1):
         for key, label in series:
+            if not any(key in r for r in train):
+                continue
             fig.add_trace(go.Scatter(x=steps, y=[r.get(key) for r in train], name=label, mode="lines"),
                           row=1, col=col)
         fig.update_xaxes(title_text="step", row=1, col=col)

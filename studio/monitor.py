@@ -48,14 +48,15 @@ def _panel(run: engine.Run, was_live: bool) -> None:
         st.rerun()  # the whole page: buttons change and polling stops
     live = status["state"] in LIVE_STATES
     state_badge(status["state"])
+    records = run.metrics()
     _progress(status)
+    _growth(charts.train_records(records))
     if status["state"] == "failed":
         st.error(f"Training failed: {status.get('error') or 'the worker stopped without saying why.'}",
                  icon=":material/error:")
         if run.log_path.is_file():
             st.download_button("Download the worker's log", run.log_path.read_bytes(), file_name=f"{run.name}.log",
                                mime="text/plain", on_click="ignore", icon=":material/description:")
-    records = run.metrics()
     left, right = st.columns([5, 6])
     with left:
         _grids(run, live)
@@ -85,6 +86,21 @@ def _progress(status: dict[str, Any]) -> None:
         st.progress(min(max(progress, 0.0), 1.0), text=" · ".join(parts))
     else:
         st.markdown(" · ".join(parts))
+
+
+def growth_text(record: dict[str, Any]) -> str | None:
+    """'Growing: 16×16 px, fading in (α = 0.43)' for a progressive GAN's latest log line."""
+    if "stage_resolution" not in record:
+        return None
+    size, alpha = int(record["stage_resolution"]), float(record.get("alpha", 1.0))
+    phase = f"fading in (α = {alpha:.2f})" if alpha < 1.0 else "stable"
+    return f"Growing: {size}×{size} px, {phase}"
+
+
+def _growth(train: list[dict[str, Any]]) -> None:
+    text = growth_text(train[-1]) if train else None
+    if text:
+        st.caption(text)
 
 
 def _grids(run: engine.Run, live: bool) -> None:

@@ -105,3 +105,24 @@ def test_class_selector_for_a_conditional_model(tmp_path: Path, monkeypatch: pyt
     assert len(app.image) == 16 and urls(app) != before
     for label in ("Interpolation", "Directions", "Real vs generated"):
         open_tab(app, label)
+
+
+def test_autoencoder_gets_a_reconstructions_tab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.train import Trainer
+    from tests.conftest import tiny_config
+
+    runs = tmp_path / "runs"
+    config = tiny_config(max_steps=2)
+    config.model.name, config.model.options = "aae", {"ngf": 8, "nef": 8, "latent_dim": 16, "d_hidden": 32}
+    Trainer(config, runs / "autoencoder").train()
+    monkeypatch.setenv("GAN_STUDIO_RUNS", str(runs))
+    app = AppTest.from_file(APP, default_timeout=180)
+    app.switch_page("studio/pages/explore.py").run()
+    assert "Reconstructions" not in [t.label for t in app.tabs]  # the demo DCGAN has no encoder
+    app.selectbox(key="gen").set_value("autoencoder").run()
+    assert not app.exception, app.exception
+    assert "Reconstructions" in [t.label for t in app.tabs]
+    open_tab(app, "Reconstructions")
+    captions = [c for image in app.image for c in image.captions]
+    assert "Originals" in captions and "Reconstructions" in captions
+    assert any(c.value.startswith("Mean absolute pixel error") for c in app.caption)

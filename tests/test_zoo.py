@@ -13,7 +13,8 @@ from engine.train import Trainer
 from tests.conftest import tiny_config
 
 SMALL = {"dcgan": {"ngf": 8, "ndf": 8}, "basic": {"hidden": 64}, "sngan": {"g_channels": 16, "d_channels": 16},
-         "cdcgan": {"ngf": 8, "ndf": 8}, "wgan-gp": {"ngf": 8, "ndf": 8}}
+         "cdcgan": {"ngf": 8, "ndf": 8}, "wgan-gp": {"ngf": 8, "ndf": 8},
+         "aae": {"ngf": 8, "nef": 8, "latent_dim": 16, "d_hidden": 32}}
 MODELS = [m.name for m in list_models()]
 
 
@@ -25,7 +26,9 @@ def test_shapes_at_every_supported_resolution(name):
         pair = build_model(name, SMALL[name], resolution, num_classes=5)
         images = pair.generator(torch.randn(2, pair.latent_dim), labels)
         assert images.shape == (2, 3, resolution, resolution) and images.abs().max() <= 1
-        assert pair.discriminator(images, labels).shape == (2,)
+        judged = images if pair.encoder is None else pair.encoder(images)
+        assert (info.training == "autoencoder") == (pair.encoder is not None)
+        assert judged.shape[0] == 2 and pair.discriminator(judged, labels).shape == (2,)
         assert pair.num_classes == (5 if info.conditional else 0)
 
 

@@ -13,12 +13,13 @@ from engine.config import ConfigError, dataclass_from_dict
 
 @dataclass
 class GanPair:
-    """What a builder returns: the two networks and the latent size."""
+    """What a builder returns: the two networks, the latent size, and an encoder for autoencoders."""
 
     generator: nn.Module
     discriminator: nn.Module
     latent_dim: int
     num_classes: int = 0
+    encoder: nn.Module | None = None  # image -> latent (adversarial autoencoders)
 
 
 @dataclass
@@ -34,13 +35,14 @@ class ModelInfo:
     choices: dict[str, tuple[str, ...]]  # options limited to a few values
     conditional: bool  # needs the dataset's class labels
     loss: str | None  # the loss kind the model is defined with, if it needs one
+    training: str  # "gan": D judges images; "autoencoder": encoder + decoder, D judges latent codes
 
 
 _MODELS: dict[str, ModelInfo] = {}
 
 
 def register_model(name: str, description: str, resolutions: tuple[int, ...], options_type: type,
-                   conditional: bool = False, loss: str | None = None
+                   conditional: bool = False, loss: str | None = None, training: str = "gan"
                    ) -> Callable[[Callable[[Any, int, int], GanPair]], Callable[[Any, int, int], GanPair]]:
     """Decorator for ``build(options, resolution, num_classes) -> GanPair``."""
 
@@ -49,7 +51,7 @@ def register_model(name: str, description: str, resolutions: tuple[int, ...], op
         choices = {f.name: tuple(f.metadata["choices"]) for f in dataclasses.fields(options_type)
                    if "choices" in f.metadata}
         _MODELS[name] = ModelInfo(name, description, resolutions, defaults, build, options_type, choices,
-                                  conditional, loss)
+                                  conditional, loss, training)
         return build
 
     return add

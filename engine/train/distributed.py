@@ -35,12 +35,21 @@ class DiscriminatorPair(nn.Module):
     def __init__(self, discriminator: nn.Module) -> None:
         super().__init__()
         self.discriminator = discriminator
+        self.has_aux = hasattr(discriminator, "forward_with_aux")
 
     def forward(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None = None,
-                mixed: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
-        """D(real), D(fake), and D(mixed) when interpolates for a gradient penalty are given."""
-        out = (self.discriminator(real, labels), self.discriminator(fake, labels))
-        return out if mixed is None else (*out, self.discriminator(mixed, labels))
+                mixed: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Logits "real" and "fake"; "mixed" when interpolates for a gradient penalty are given;
+        "aux" (D's self-supervised loss on the real batch) when D has one."""
+        if self.has_aux:
+            real_logits, aux = self.discriminator.forward_with_aux(real, labels)
+            out = {"real": real_logits, "aux": aux}
+        else:
+            out = {"real": self.discriminator(real, labels)}
+        out["fake"] = self.discriminator(fake, labels)
+        if mixed is not None:
+            out["mixed"] = self.discriminator(mixed, labels)
+        return out
 
 
 def setup() -> DistInfo:

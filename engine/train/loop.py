@@ -23,13 +23,15 @@ from engine.data.device_data import DeviceDataset
 from engine.device import configure_backends, detect_device, use_bf16
 from engine.grid import image_grid, save_png, to_uint8
 from engine.models import build_loss, build_model, get_model, resolve_options
-from engine.models.losses import WassersteinGPLoss
+from engine.models.aae import Autoencoder
 from engine.runs import Run
 from engine.runs.files import atomic_write
 from engine.train import distributed
+from engine.train.init import initial_weights
 from engine.train.checkpoint import (CheckpointError, load_checkpoint, restore_optimizer,
                                      save_checkpoint, split_prefix)
 from engine.train.ema import EMA
+from engine.train.steps import AdversarialStep, AutoencoderStep
 
 log = logging.getLogger(__name__)
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -93,15 +95,18 @@ class Trainer:
         torch.manual_seed(config.train.seed)
         pair = build_model(config.model.name, config.model.options, config.data.resolution, len(data.class_names))
         self.latent_dim, self.num_classes = pair.latent_dim, pair.num_classes
-        self.G, self.D = pair.generator.to(self.device), pair.discriminator.to(self.device)
-        if self.channels_last:
-            self.G, self.D = self.G.to(memory_format=torch.channels_last), self.D.to(memory_format=torch.channels_last)
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        self.G = pair.generator.to(self.device, memory_format=memory_format)
+        self.D = pair.discriminator.to(self.device, memory_format=memory_format)
+        self.E = pair.encoder.to(self.device, memory_format=memory_format) if pair.encoder is not None else None
         self.ema = EMA(self.G, config.optim.ema_halflife_images, config.optim.ema_rampup)
-        self.G_train, self.D_train = distributed.wrap(self.G, self.D, self.dist, config.train.sync_batchnorm)
+        trained = Autoencoder(self.E, self.G) if self.E is not None else self.G
+        self.G_train, self.D_train = distributed.wrap(trained, self.D, self.dist, config.train.sync_batchnorm)
         fused = self.device.type in ("cuda", "cpu")
         betas = (config.optim.beta1, config.optim.beta2)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.optim.lr_g, betas=betas, fused=fused)
+        self.opt_g = torch.optim.Adam(trained.parameters(), lr=config.optim.lr_g, betas=betas, fused=fused)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.optim.lr_d, betas=betas, fused=fused)
+        self.step_fn = AutoencoderStep(self) if self.E is not None else AdversarialStep(self)
         self.aug = Augmenter(self.device, config.train.seed + self.dist.rank, config.data.flip,
                              config.data.rotate_degrees, config.data.diffaugment)
         self.noise = torch.Generator(device=self.device).manual_seed(config.train.seed * 7 + 1 + self.dist.rank)
@@ -116,11 +121,38 @@ class Trainer:
         elif self.dist.is_main and self.run.has_history():
             raise FileExistsError(f"run directory {self.run.path} already holds a run: resume it, "
                                   "or choose another directory")
+        elif config.train.init_from:
+            self._initialise_from(config.train.init_from)
+        self._set_progress()
         if self.dist.is_main:
             self.run.path.mkdir(parents=True, exist_ok=True)
             self.run.write_config(config)
 
     # ----------------------------------------------------------------- state
+
+    def _modules(self) -> dict[str, torch.nn.Module]:
+        modules = {"G": self.G, "D": self.D, "G_ema": self.ema.ema}
+        return modules if self.E is None else dict(modules, E=self.E)
+
+    def _initialise_from(self, source: str) -> None:
+        """Start from another run's or an exported generator's weights (fine-tuning / transfer)."""
+        weights = initial_weights(source, self.config.model.name, self.config.data.resolution)
+        weights.setdefault("G", weights.get("G_ema"))
+        weights.setdefault("G_ema", weights["G"])
+        for prefix, module in self._modules().items():
+            if prefix in weights:
+                try:
+                    module.load_state_dict(weights[prefix])
+                except RuntimeError as exc:
+                    raise ConfigError(f"train.init_from {source}: its {prefix} weights do not fit this model "
+                                      f"({str(exc).splitlines()[0]}); use the same model options and resolution"
+                                      ) from None
+
+    def _set_progress(self) -> None:
+        """Let growing models (progressive GAN) follow the images seen."""
+        for module in (self.G, self.D, self.ema.ema):
+            if hasattr(module, "set_progress"):
+                module.set_progress(self.images)
 
     def _state_tensors(self) -> dict[str, torch.Tensor]:
         tensors = {"rng.cpu": torch.get_rng_state(), "rng.noise": self.noise.get_state(),
@@ -141,8 +173,7 @@ class Trainer:
         return path
 
     def _write_checkpoint(self, path: Path) -> None:
-        save_checkpoint(path, {"G": self.G, "D": self.D, "G_ema": self.ema.ema},
-                        {"opt_G": self.opt_g, "opt_D": self.opt_d}, self._state_tensors(), self._meta())
+        save_checkpoint(path, self._modules(), {"opt_G": self.opt_g, "opt_D": self.opt_d}, self._state_tensors(), self._meta())
 
     def _meta(self) -> dict[str, Any]:
         return {"step": self.step, "images": self.images, "train_seconds": self.train_seconds,
@@ -153,9 +184,8 @@ class Trainer:
 
     def _resume(self) -> None:
         meta, tensors = self._latest_valid_checkpoint()
-        self.G.load_state_dict(split_prefix("G", tensors))
-        self.D.load_state_dict(split_prefix("D", tensors))
-        self.ema.ema.load_state_dict(split_prefix("G_ema", tensors))
+        for prefix, module in self._modules().items():
+            module.load_state_dict(split_prefix(prefix, tensors))
         restore_optimizer(self.opt_g, "opt_G", meta, tensors)
         restore_optimizer(self.opt_d, "opt_D", meta, tensors)
         torch.set_rng_state(tensors["rng.cpu"])
@@ -184,59 +214,29 @@ class Trainer:
 
     # ----------------------------------------------------------------- steps
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
+    def autocast(self) -> contextlib.AbstractContextManager:
         if self.bf16:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def real_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's share of the next global batch, augmented, and its labels."""
         indices = self.data.next_indices(self.config.train.batch_size)
         mine = indices[self.dist.rank * self.local_batch:(self.dist.rank + 1) * self.local_batch]
         real, labels = self.data.batch(mine, self.channels_last)
         return self.aug.real(real), labels
 
-    def _z(self) -> torch.Tensor:
+    def z(self) -> torch.Tensor:
         return torch.randn(self.local_batch, self.latent_dim, device=self.device, generator=self.noise)
 
     def train_step(self) -> torch.Tensor:
-        """n_critic D updates then one G update; returns [loss_g, loss_d, d_real, d_fake] on device."""
-        n_critic = self.config.optim.n_critic
-        for i in range(n_critic):
-            real, labels = self._real_batch()
-            z = self._z()
-            with self._autocast():
-                if i == n_critic - 1:
-                    fake = self.G_train(z, labels)
-                else:
-                    with torch.no_grad():
-                        fake = self.G_train(z, labels)
-                real_in, fake_in = self.aug.diff(real), self.aug.diff(fake.detach())
-                if isinstance(self.loss, WassersteinGPLoss):
-                    mixed = self.loss.interpolates(real_in, fake_in, self.noise)
-                    real_logits, fake_logits, mixed_logits = self.D_train(real_in, fake_in, labels, mixed)
-                    loss_d = self.loss.d_loss(real_logits.float(), fake_logits.float()) + self.loss.penalty(
-                        mixed, mixed_logits.float())
-                else:
-                    real_logits, fake_logits = self.D_train(real_in, fake_in, labels)
-                    loss_d = self.loss.d_loss(real_logits.float(), fake_logits.float())
-            self.opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            self.opt_d.step()
-        self.D.requires_grad_(False)
-        with self._autocast():
-            g_logits = self.D(self.aug.diff(fake), labels)
-            loss_g = self.loss.g_loss(g_logits.float())
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.opt_g.step()
-        self.D.requires_grad_(True)
+        """One step of the model's kind; its statistics (``step_fn.names``) stay on the device."""
+        self._set_progress()
+        stats = self.step_fn()
         self.images += self.config.train.batch_size
         self.ema.update(self.G, self.config.train.batch_size, self.images)
         self.step += 1
-        with torch.no_grad():
-            probe = torch.sigmoid if self.config.loss.kind == "bce" else (lambda t: t)
-            return torch.stack([loss_g.detach().float(), loss_d.detach().float(),
-                                probe(real_logits.detach().float()).mean(), probe(fake_logits.detach().float()).mean()])
+        return stats
 
     # ----------------------------------------------------------------- outputs
 
@@ -245,7 +245,7 @@ class Trainer:
         if not self.dist.is_main:
             return
         labels = torch.arange(len(self.fixed_z), device=self.device) % max(1, self.num_classes)
-        with self._autocast():
+        with self.autocast():
             images = to_uint8(self.ema.ema(self.fixed_z, labels))
         grid = image_grid(images, columns=int(math.sqrt(len(images))) or 1)
         atomic_write(self.run.grids_dir / f"step_{self.step:08d}.png", lambda tmp: save_png(grid, str(tmp)))
@@ -280,7 +280,7 @@ class Trainer:
         gen = torch.Generator().manual_seed(10_000_019 + first)
         z = torch.randn(count, self.latent_dim, generator=gen).to(self.device)
         labels = torch.arange(first, first + count, device=self.device) % max(1, self.num_classes)
-        with self._autocast():
+        with self.autocast():
             return to_uint8(self.ema.ema(z, labels))
 
     def _track_best(self, record: dict[str, Any]) -> None:
@@ -331,7 +331,7 @@ class Trainer:
         self._status("running")
         if not self.run.grids():
             self.write_grid()
-        acc = torch.zeros(4, device=self.device)
+        acc = torch.zeros(len(self.step_fn.names), device=self.device)
         acc_steps, window_images, window_start = 0, 0, time.perf_counter()
         session_start, base_seconds = time.perf_counter(), self.train_seconds
         img_per_sec = 0.0
@@ -351,9 +351,11 @@ class Trainer:
                     elapsed = time.perf_counter() - window_start
                     img_per_sec = window_images / max(elapsed, 1e-9)
                     record = {"kind": "train", "step": self.step, "images": self.images,
-                              "time": round(self.train_seconds, 3), "loss_g": values[0], "loss_d": values[1],
-                              "d_real": values[2], "d_fake": values[3], "img_per_sec": img_per_sec,
-                              "lr_g": self.opt_g.param_groups[0]["lr"], "lr_d": self.opt_d.param_groups[0]["lr"]}
+                              "time": round(self.train_seconds, 3), **dict(zip(self.step_fn.names, values)),
+                              "img_per_sec": img_per_sec, "lr_g": self.opt_g.param_groups[0]["lr"],
+                              "lr_d": self.opt_d.param_groups[0]["lr"]}
+                    if hasattr(self.G, "progress_info"):
+                        record.update(self.G.progress_info())
                     if self.dist.is_main:
                         self.run.append_metrics(record)
                     self._status("running", img_per_sec)

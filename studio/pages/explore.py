@@ -15,6 +15,7 @@ from studio.imaging import animation, enlarge, image_grid, png_bytes
 GRID = 16  # samples shown at once
 DIRECTIONS = 6
 TABS = ("Samples", "Interpolation", "Directions", "Real vs generated")
+RECONSTRUCTIONS = "Reconstructions"
 
 
 def pick_source() -> generators.Source | None:
@@ -150,6 +151,20 @@ def real_tab(src: generators.Source, version: str, truncation: float, label: int
                    "would mean the generator copies its training data.")
 
 
+def reconstructions_tab(src: generators.Source, version: str, resolution: int) -> None:
+    if src.dataset is None:
+        st.info("This autoencoder does not record which images it was trained on.")
+        return
+    st.caption(f"Training images from `{src.dataset}` (left) encoded to the latent code and decoded again "
+               "(right). Samples on the other tabs decode random N(0, I) codes instead.")
+    real, recon = cache.reconstructions(src.path, version, src.dataset, resolution, GRID)
+    left, right = st.columns(2)
+    left.image(image_grid(real, columns=4), caption="Originals", width="stretch")
+    right.image(image_grid(recon, columns=4), caption="Reconstructions", width="stretch")
+    error = np.abs(real.astype(np.float32) - recon.astype(np.float32)).mean() / 255
+    st.caption(f"Mean absolute pixel error: {error:.3f} (0 = perfect, 1 = opposite).")
+
+
 def explore(source: generators.Source, trunc_col: DeltaGenerator, class_col: DeltaGenerator) -> None:
     gen, ver = generators.load(source)
     facts = [gen.model_name, f"{gen.resolution} px", f"latent {gen.latent_dim}"]
@@ -167,7 +182,11 @@ def explore(source: generators.Source, trunc_col: DeltaGenerator, class_col: Del
               ("interpolate", lambda: interpolation_tab(source, ver, trunc, cls)),
               ("compute latent directions", lambda: directions_tab(source, ver, trunc, cls)),
               ("compare with the training images", lambda: real_tab(source, ver, trunc, cls, gen.resolution)))
-    for tab, (action, body) in zip(st.tabs(TABS, key="explore-tab", on_change="rerun"), bodies):
+    names = TABS
+    if gen.encoder is not None:
+        names += (RECONSTRUCTIONS,)
+        bodies += (("reconstruct the training images", lambda: reconstructions_tab(source, ver, gen.resolution)),)
+    for tab, (action, body) in zip(st.tabs(names, key="explore-tab", on_change="rerun"), bodies):
         if tab.open:
             with tab, shown_in_page(action):
                 body()

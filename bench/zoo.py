@@ -1,0 +1,172 @@
+"""Model zoo benchmark: every model trains for the same wall-clock budget on the same images, then
+its EMA generator is scored (SWD always; FID too when the Inception weights are available).
+
+Each model runs from its preset (see RECIPES) in a fresh process, so peak memory is its own:
+CUDA peak allocated memory on a GPU, peak resident memory of the process on a CPU.
+
+    python bench/zoo.py [--seconds 120] [--resolution 64] [--device auto] [--models dcgan,fastgan]
+                        [--datasets builtin:faces,cats,cats:300] [--width-scale 0.5] [--samples 1000]
+
+Dataset names: 'builtin:faces' (any engine spec works), 'cats' = ../shared/datasets/afhq_cat64 when
+that folder exists, 'cats:N' = its first N images (the few-hundred-images case).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SHARED_CATS = ROOT.parent / "shared" / "datasets" / "afhq_cat64"
+RECIPES = {  # model -> the preset it trains from
+    "basic": "cat-faces-simple-gan-64",
+    "dcgan": "face-course-dcgan-64-ttur",
+    "cdcgan": "conditional-dcgan-64",
+    "wgan-gp": "wgan-gp-64",
+    "sngan": "sngan-hinge-64",
+    "aae": "anime-aae-128",
+    "progressive": "face-course-progressive-128",
+    "fastgan": "fastgan-64",
+}
+WIDTH_KEYS = ("ngf", "ndf", "nef", "hidden", "g_channels", "d_channels", "fmap_base", "fmap_max", "d_hidden")
+
+
+def dataset_spec(name: str) -> str | None:
+    """The engine spec for a benchmark dataset name, or None when it is not on this machine."""
+    if not name.startswith("cats"):
+        return name
+    if not SHARED_CATS.is_dir():
+        return None
+    _, _, count = name.partition(":")
+    if not count:
+        return str(SHARED_CATS)
+    subset = Path(tempfile.gettempdir()) / f"bench-cats-{count}" / "cat"
+    subset.mkdir(parents=True, exist_ok=True)
+    for path in sorted(SHARED_CATS.rglob("*.jpg"))[:int(count)]:
+        link = subset / path.name
+        if not link.exists():
+            link.symlink_to(path)
+    return str(subset.parent)
+
+
+def bench_config(model: str, spec: str, resolution: int, seconds: float, device: str, width_scale: float,
+                 schedule_images: int):
+    """The model's preset on this dataset and budget, widths scaled for small devices."""
+    from engine.presets import preset
+
+    config = preset(RECIPES[model])
+    config.data.spec, config.data.resolution = spec, resolution
+    config.train.max_seconds, config.train.device = seconds, device
+    config.train.grid_every = config.train.checkpoint_every = 10**9
+    config.train.log_every = 50
+    options = config.model.options
+    for key in WIDTH_KEYS:
+        if key in options and width_scale != 1.0:
+            options[key] = max(4, int(options[key] * width_scale))
+    if model == "progressive" and schedule_images:
+        options["fade_images"] = options["stable_images"] = schedule_images
+    return config
+
+
+def run_one(job: dict) -> dict:
+    """Train one model for the budget and score it (runs in its own process)."""
+    import torch
+
+    from engine import load_dataset, load_generator
+    from engine.metrics import evaluate
+    from engine.train import Trainer
+
+    config = bench_config(job["model"], job["spec"], job["resolution"], job["seconds"], job["device"],
+                          job["width_scale"], job["schedule_images"])
+    run_dir = Path(tempfile.mkdtemp(prefix=f"bench-zoo-{job['model']}-"))
+    trainer = Trainer(config, run_dir)
+    trainer.train()
+    device = trainer.device
+    peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    gen = load_generator(run_dir, device)
+    real = load_dataset(job["spec"], job["resolution"])
+    names = ["swd"] + (["fid"] if os.environ.get("GAN_STUDIO_INCEPTION_WEIGHTS") else [])
+    num = min(job["samples"], len(real.images))
+    labels = max(1, gen.num_classes)
+    results = evaluate(names, lambda n, first: gen.sample(seeds=range(first, first + n),
+                                                          labels=[i % labels for i in range(first, first + n)]),
+                       real.images, num, dataset_key=real.fingerprint, device=device)
+    params = sum(p.numel() for p in trainer.G.parameters()), sum(p.numel() for p in trainer.D.parameters())
+    return {"model": job["model"], "recipe": RECIPES[job["model"]], "dataset": job["name"], "images": trainer.images,
+            "seconds": trainer.train_seconds, "img_per_sec": trainer.images / max(trainer.train_seconds, 1e-9),
+            "peak_bytes": peak, "params_g": params[0], "params_d": params[1], **results,
+            "errors": results.errors}
+
+
+def table(rows: list[dict]) -> str:
+    keys = sorted({k for r in rows for k in r if k.startswith(("swd_", "fid_"))})
+    head = ["dataset", "model (preset)", "images", "img/s", "peak MiB", "G/D params (M)", *keys]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["dataset"], f"{r['model']} ({r['recipe']})", f"{r['images']:,}", f"{r['img_per_sec']:.0f}",
+                 f"{r['peak_bytes'] / 2**20:.0f}", f"{r['params_g'] / 1e6:.2f} / {r['params_d'] / 1e6:.2f}",
+                 *[f"{r[k]:.1f}" if k in r else "n/a" for k in keys]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=120.0, help="training budget per model")
+    parser.add_argument("--resolution", type=int, default=64)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--models", default=",".join(RECIPES))
+    parser.add_argument("--datasets", default="builtin:faces,cats,cats:300")
+    parser.add_argument("--width-scale", type=float, default=0.0,
+                        help="multiply model widths (default: 0.5 on CPU, 1 on a GPU)")
+    parser.add_argument("--schedule-images", type=int, default=0,
+                        help="progressive GAN fade/stable images per stage (default: the preset's)")
+    parser.add_argument("--samples", type=int, default=1000, help="generated images per score")
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_one(json.loads(args.one))))
+        return
+
+    from engine.device import detect_device, device_summary
+
+    device = detect_device(args.device)
+    scale = args.width_scale or (0.5 if device.type == "cpu" else 1.0)
+    print(f"device: {device_summary(args.device)}; budget {args.seconds:.0f} s per model; {args.resolution} px; "
+          f"width scale {scale}; {time.strftime('%Y-%m-%d')}", flush=True)
+    rows = []
+    for name in args.datasets.split(","):
+        spec = dataset_spec(name)
+        if spec is None:
+            print(f"skipping {name}: {SHARED_CATS} is not on this machine", flush=True)
+            continue
+        for model in args.models.split(","):
+            job = {"model": model, "name": name, "spec": spec, "resolution": args.resolution, "seconds": args.seconds,
+                   "device": str(device), "width_scale": scale, "schedule_images": args.schedule_images,
+                   "samples": args.samples}
+            done = subprocess.run([sys.executable, __file__, "--one", json.dumps(job)], capture_output=True, text=True)
+            if done.returncode:
+                print(f"{name} {model}: failed\n{done.stderr[-2000:]}", flush=True)
+                continue
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+            rows.append(row)
+            print(f"{name:>14} {model:>12}: {row['images']:>8,} images, {row['img_per_sec']:7.0f} img/s, "
+                  + ", ".join(f"{k} {v:.1f}" for k, v in row.items() if k.startswith(("swd_", "fid_"))), flush=True)
+    print(table(rows))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
