@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from engine.data import DatasetError, load_dataset
-from engine.data.augment import Augmenter, cutout, flip, parse_policy, translation
+from engine.data.augment import Augmenter, BatchRandom, cutout, flip, parse_policy, translation
 from engine.data.device_data import DeviceDataset
 from engine.data.images import decode_image
 
@@ -132,7 +132,7 @@ def test_device_dataset_order_resumes_exactly():
 
 
 def test_augmentations():
-    gen = torch.Generator().manual_seed(0)
+    gen = BatchRandom(torch.device("cpu"), 0)
     x = torch.rand(64, 3, 16, 16) * 2 - 1
     flipped = flip(x, gen)
     same = (flipped == x).flatten(1).all(1)
@@ -150,3 +150,14 @@ def test_augmentations():
     assert torch.equal(out1, aug.diff(aug.real(x)))
     with pytest.raises(ValueError, match="unknown DiffAugment"):
         parse_policy("color,zoom")
+
+
+def test_augmentation_of_a_global_batch_does_not_depend_on_the_process_count():
+    x = torch.rand(8, 3, 16, 16) * 2 - 1
+    whole = Augmenter(torch.device("cpu"), 3, flip=True, rotate_degrees=10, diffaugment="color,translation,cutout")
+    ranks = [Augmenter(torch.device("cpu"), 3, flip=True, rotate_degrees=10, diffaugment="color,translation,cutout",
+                       rank=r, world_size=2) for r in range(2)]
+    expected = whole.diff(whole.real(x))
+    parts = [aug.diff(aug.real(x[4 * r:4 * r + 4])) for r, aug in enumerate(ranks)]
+    assert torch.allclose(torch.cat(parts), expected, atol=1e-6)
+    assert not torch.allclose(parts[0], parts[1])

@@ -32,3 +32,51 @@ def test_two_processes_write_one_run_that_one_process_resumes(tmp_path):
     config.train.max_steps = 10
     resumed = Trainer(config, run_dir, resume=True)
     assert resumed.step == 8 and resumed.train() == "finished" and resumed.step == 10
+
+
+def _torchrun(args: list[str], nproc: int = 2) -> None:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               "-m", "engine", "train", "--no-progress", *args]
+    done = subprocess.run(command, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
+                          text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _weights(run_dir: Path) -> dict:
+    from engine.train.checkpoint import load_checkpoint
+
+    _, tensors = load_checkpoint(Run(run_dir).latest_checkpoint())
+    return {k: v for k, v in tensors.items() if k.split(".")[0] in ("G", "D", "G_ema")}
+
+
+def test_two_processes_train_like_one_process_with_the_same_global_batch(tmp_path):
+    """Same global batch (data, latents, augmentation) ⇒ same weights up to float reduction order
+    (tolerance 1e-4 after 6 Adam steps; BatchNorm off, as PyTorch's SyncBatchNorm is CUDA-only)."""
+    from tests.conftest import tiny_config
+
+    config = tiny_config(max_steps=6, dataset="builtin:faces:128", checkpoint_every=3, log_every=3)
+    config.model.options = {"ngf": 8, "ndf": 8, "g_batchnorm": False, "d_batchnorm": False}
+    config.data.diffaugment, config.data.rotate_degrees = "color,translation,cutout", 5.0
+    config_path = tmp_path / "config.json"
+    config_path.write_text(config.to_json())
+
+    single = Trainer(config, tmp_path / "one")
+    single.train()
+    _torchrun(["--config", str(config_path), "--run-dir", str(tmp_path / "two")])
+    one, two = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    assert one.keys() == two.keys()
+    worst = max((one[k] - two[k]).abs().max().item() for k in one)
+    assert worst < 1e-4, worst
+    losses = [[r["loss_d"] for r in Run(d).metrics()] for d in (tmp_path / "one", tmp_path / "two")]
+    assert len(losses[0]) == 2 and max(abs(a - b) for a, b in zip(*losses)) < 1e-4
+
+    # Stop the 2-process run half way and resume it with 1 process: it continues the same run.
+    config.train.max_steps = 3
+    config_path.write_text(config.to_json())
+    _torchrun(["--config", str(config_path), "--run-dir", str(tmp_path / "half")])
+    resumed_config = Run(tmp_path / "half").config()
+    resumed_config.train.max_steps = 6
+    Trainer(resumed_config, tmp_path / "half", resume=True).train()
+    half = _weights(tmp_path / "half")
+    worst = max((one[k] - half[k]).abs().max().item() for k in one)
+    assert worst < 1e-4, worst

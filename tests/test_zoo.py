@@ -14,7 +14,9 @@ from tests.conftest import tiny_config
 
 SMALL = {"dcgan": {"ngf": 8, "ndf": 8}, "basic": {"hidden": 64}, "sngan": {"g_channels": 16, "d_channels": 16},
          "cdcgan": {"ngf": 8, "ndf": 8}, "wgan-gp": {"ngf": 8, "ndf": 8},
-         "aae": {"ngf": 8, "nef": 8, "latent_dim": 16, "d_hidden": 32}}
+         "aae": {"ngf": 8, "nef": 8, "latent_dim": 16, "d_hidden": 32},
+         "progressive": {"latent_dim": 32, "fmap_base": 256, "fmap_max": 32, "fade_images": 32, "stable_images": 16},
+         "fastgan": {"latent_dim": 32, "ngf": 4, "ndf": 4}}
 MODELS = [m.name for m in list_models()]
 
 
@@ -66,14 +68,14 @@ def test_conditional_model_follows_the_class_and_needs_labels(tmp_path):
 
 def test_every_preset_builds():
     for name, config in PRESETS.items():
-        pair = build_model(config.model.name, config.model.options, config.data.resolution)
+        pair = build_model(config.model.name, config.model.options, config.data.resolution, num_classes=5)
         assert pair.generator(torch.randn(2, pair.latent_dim)).shape[-1] == config.data.resolution, name
 
 
 def test_wgan_gp_penalty_uses_interpolates_and_pulls_gradient_norms_to_one():
     loss = WassersteinGPLoss(gp_weight=10.0)
     real, fake = torch.rand(8, 3, 4, 4), -torch.rand(8, 3, 4, 4)
-    mixed = loss.interpolates(real, fake, torch.Generator().manual_seed(0))
+    mixed = loss.interpolates(real, fake, torch.rand(8, 1, 1, 1, generator=torch.Generator().manual_seed(0)))
     eps = ((mixed - fake) / (real - fake)).flatten(1)
     assert torch.allclose(eps, eps[:, :1].expand_as(eps), atol=1e-5) and (eps >= 0).all() and (eps <= 1).all()
 
@@ -82,7 +84,7 @@ def test_wgan_gp_penalty_uses_interpolates_and_pulls_gradient_norms_to_one():
         critic.weight.mul_(5.0 / critic.weight.norm())  # gradient norm 5 everywhere
     opt = torch.optim.Adam(critic.parameters(), lr=0.05)
     for _ in range(200):
-        mixed = loss.interpolates(real, fake, torch.Generator().manual_seed(1))
+        mixed = loss.interpolates(real, fake, torch.rand(8, 1, 1, 1, generator=torch.Generator().manual_seed(1)))
         penalty = loss.penalty(mixed, critic(mixed.flatten(1)).flatten())
         opt.zero_grad()
         penalty.backward()

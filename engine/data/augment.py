@@ -20,18 +20,36 @@ def parse_policy(text: str) -> tuple[str, ...]:
     return names
 
 
-def _uniform(shape: tuple[int, ...], gen: torch.Generator, device: torch.device) -> torch.Tensor:
-    return torch.rand(shape, generator=gen, device=device)
+class BatchRandom:
+    """Uniform draws for this rank's slice of the global batch: every rank draws the whole global
+    batch's values from the same stream and keeps its own rows, so the augmentation of image i of
+    a global batch does not depend on the number of processes."""
+
+    def __init__(self, device: torch.device, seed: int, rank: int = 0, world_size: int = 1) -> None:
+        self.gen = torch.Generator(device=device).manual_seed(seed)
+        self.rank, self.world_size = rank, world_size
+
+    def uniform(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """U[0, 1) of ``shape``, whose first dimension is the local batch."""
+        n = shape[0]
+        values = torch.rand((n * self.world_size, *shape[1:]), generator=self.gen, device=self.gen.device)
+        return values[self.rank * n:(self.rank + 1) * n]
+
+    def normal(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """N(0, 1) of ``shape``, whose first dimension is the local batch."""
+        n = shape[0]
+        values = torch.randn((n * self.world_size, *shape[1:]), generator=self.gen, device=self.gen.device)
+        return values[self.rank * n:(self.rank + 1) * n]
 
 
-def flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    mask = _uniform((x.shape[0], 1, 1, 1), gen, x.device) < 0.5
+def flip(x: torch.Tensor, gen: BatchRandom) -> torch.Tensor:
+    mask = gen.uniform((x.shape[0], 1, 1, 1)) < 0.5
     return torch.where(mask, x.flip(3), x)
 
 
-def rotate(x: torch.Tensor, degrees: float, gen: torch.Generator) -> torch.Tensor:
+def rotate(x: torch.Tensor, degrees: float, gen: BatchRandom) -> torch.Tensor:
     """Rotate each image by a uniform angle in [-degrees, degrees], reflecting at the border."""
-    angle = (_uniform((x.shape[0],), gen, x.device) * 2 - 1) * math.radians(degrees)
+    angle = (gen.uniform((x.shape[0],)) * 2 - 1) * math.radians(degrees)
     cos, sin = angle.cos(), angle.sin()
     zero = torch.zeros_like(cos)
     theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
@@ -39,21 +57,21 @@ def rotate(x: torch.Tensor, degrees: float, gen: torch.Generator) -> torch.Tenso
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
-def color(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def color(x: torch.Tensor, gen: BatchRandom) -> torch.Tensor:
     n = x.shape[0]
-    x = x + (_uniform((n, 1, 1, 1), gen, x.device) - 0.5)
+    x = x + (gen.uniform((n, 1, 1, 1)) - 0.5)
     mean = x.mean(dim=1, keepdim=True)
-    x = (x - mean) * (_uniform((n, 1, 1, 1), gen, x.device) * 2) + mean
+    x = (x - mean) * (gen.uniform((n, 1, 1, 1)) * 2) + mean
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    return (x - mean) * (_uniform((n, 1, 1, 1), gen, x.device) + 0.5) + mean
+    return (x - mean) * (gen.uniform((n, 1, 1, 1)) + 0.5) + mean
 
 
-def translation(x: torch.Tensor, gen: torch.Generator, ratio: float = 0.125) -> torch.Tensor:
+def translation(x: torch.Tensor, gen: BatchRandom, ratio: float = 0.125) -> torch.Tensor:
     """Shift each image by up to ratio×size pixels, zero padding (as in DiffAugment)."""
     n, _, h, w = x.shape
     sy, sx = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    ty = (_uniform((n, 1, 1), gen, x.device) * (2 * sy + 1)).long() - sy
-    tx = (_uniform((n, 1, 1), gen, x.device) * (2 * sx + 1)).long() - sx
+    ty = (gen.uniform((n, 1, 1)) * (2 * sy + 1)).long() - sy
+    tx = (gen.uniform((n, 1, 1)) * (2 * sx + 1)).long() - sx
     ys = torch.arange(h, device=x.device).view(1, h, 1) + ty
     xs = torch.arange(w, device=x.device).view(1, 1, w) + tx
     valid = ((ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)).unsqueeze(1)
@@ -62,12 +80,12 @@ def translation(x: torch.Tensor, gen: torch.Generator, ratio: float = 0.125) -> 
     return gathered.view_as(x) * valid
 
 
-def cutout(x: torch.Tensor, gen: torch.Generator, ratio: float = 0.5) -> torch.Tensor:
+def cutout(x: torch.Tensor, gen: BatchRandom, ratio: float = 0.5) -> torch.Tensor:
     """Zero one random square of ratio×size per image."""
     n, _, h, w = x.shape
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    cy = (_uniform((n, 1, 1), gen, x.device) * (h + 1 - ch % 2)).long()
-    cx = (_uniform((n, 1, 1), gen, x.device) * (w + 1 - cw % 2)).long()
+    cy = (gen.uniform((n, 1, 1)) * (h + 1 - ch % 2)).long()
+    cx = (gen.uniform((n, 1, 1)) * (w + 1 - cw % 2)).long()
     ys = torch.arange(h, device=x.device).view(1, h, 1)
     xs = torch.arange(w, device=x.device).view(1, 1, w)
     inside = ((ys - cy).abs() < ch // 2 + ch % 2) & ((xs - cx).abs() < cw // 2 + cw % 2)
@@ -80,8 +98,9 @@ _POLICY_FNS = {"color": color, "translation": translation, "cutout": cutout}
 class Augmenter:
     """Owns the augmentation random stream (its state is saved in checkpoints)."""
 
-    def __init__(self, device: torch.device, seed: int, flip: bool, rotate_degrees: float, diffaugment: str) -> None:
-        self.gen = torch.Generator(device=device).manual_seed(seed + 17)
+    def __init__(self, device: torch.device, seed: int, flip: bool, rotate_degrees: float, diffaugment: str,
+                 rank: int = 0, world_size: int = 1) -> None:
+        self.gen = BatchRandom(device, seed + 17, rank, world_size)
         self.flip = flip
         self.rotate_degrees = rotate_degrees
         self.policy = parse_policy(diffaugment)
@@ -101,7 +120,7 @@ class Augmenter:
         return x
 
     def get_state(self) -> torch.Tensor:
-        return self.gen.get_state()
+        return self.gen.gen.get_state()
 
     def set_state(self, state: torch.Tensor) -> None:
-        self.gen.set_state(state)
+        self.gen.gen.set_state(state)

@@ -47,8 +47,8 @@ class WassersteinGPLoss:
         return -fake_logits.mean()
 
     @staticmethod
-    def interpolates(real: torch.Tensor, fake: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, generator=gen)
+    def interpolates(real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """eps·real + (1 − eps)·fake per sample; ``eps`` is U[0, 1) of shape N×1×1×1."""
         return (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
 
     def penalty(self, mixed: torch.Tensor, mixed_logits: torch.Tensor) -> torch.Tensor:

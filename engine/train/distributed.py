@@ -79,7 +79,9 @@ def wrap(generator: nn.Module, discriminator: nn.Module, info: DistInfo, sync_ba
         generator = nn.SyncBatchNorm.convert_sync_batchnorm(generator)
         pair = nn.SyncBatchNorm.convert_sync_batchnorm(pair)
     ids = [info.device.index] if info.device is not None and info.device.type == "cuda" else None
-    return DistributedDataParallel(generator, device_ids=ids), DistributedDataParallel(pair, device_ids=ids)
+    growing = hasattr(generator, "set_progress")  # a progressive GAN leaves its later blocks unused for a while
+    return (DistributedDataParallel(generator, device_ids=ids, find_unused_parameters=growing),
+            DistributedDataParallel(pair, device_ids=ids, find_unused_parameters=growing))
 
 
 def any_flag(flag: bool, info: DistInfo) -> bool:
@@ -89,3 +91,12 @@ def any_flag(flag: bool, info: DistInfo) -> bool:
     value = torch.tensor([1.0 if flag else 0.0], device=info.device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item())
+
+
+def mean_over_ranks(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """The average of ``value`` over all ranks (the value itself in one process)."""
+    if not info.active:
+        return value
+    total = value.clone()
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return total / info.world_size

@@ -18,7 +18,7 @@ import torch
 from engine import metrics
 from engine.config import Config, ConfigError
 from engine.data import load_dataset
-from engine.data.augment import Augmenter, parse_policy
+from engine.data.augment import Augmenter, BatchRandom, parse_policy
 from engine.data.device_data import DeviceDataset
 from engine.device import configure_backends, detect_device, use_bf16
 from engine.grid import image_grid, save_png, to_uint8
@@ -73,6 +73,9 @@ class Trainer:
         if config.train.batch_size % self.dist.world_size:
             raise ConfigError(f"batch size {config.train.batch_size} is not divisible by {self.dist.world_size} processes")
         self.local_batch = config.train.batch_size // self.dist.world_size
+        if config.train.sync_batchnorm and self.dist.active and self.device.type != "cuda":
+            raise ConfigError("train.sync_batchnorm needs CUDA devices (PyTorch's SyncBatchNorm); "
+                              "turn it off for CPU processes")
         required = get_model(config.model.name).loss
         if required and config.loss.kind != required:
             raise ConfigError(f"model {config.model.name} trains with loss.kind={required}, not {config.loss.kind}")
@@ -107,9 +110,9 @@ class Trainer:
         self.opt_g = torch.optim.Adam(trained.parameters(), lr=config.optim.lr_g, betas=betas, fused=fused)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.optim.lr_d, betas=betas, fused=fused)
         self.step_fn = AutoencoderStep(self) if self.E is not None else AdversarialStep(self)
-        self.aug = Augmenter(self.device, config.train.seed + self.dist.rank, config.data.flip,
-                             config.data.rotate_degrees, config.data.diffaugment)
-        self.noise = torch.Generator(device=self.device).manual_seed(config.train.seed * 7 + 1 + self.dist.rank)
+        self.aug = Augmenter(self.device, config.train.seed, config.data.flip, config.data.rotate_degrees,
+                             config.data.diffaugment, self.dist.rank, self.dist.world_size)
+        self.noise = BatchRandom(self.device, config.train.seed * 7 + 1, self.dist.rank, self.dist.world_size)
         fixed = torch.Generator().manual_seed(config.train.seed + 1)
         self.fixed_z = torch.randn(config.train.grid_size, self.latent_dim, generator=fixed).to(self.device)
         self.step = 0
@@ -155,7 +158,7 @@ class Trainer:
                 module.set_progress(self.images)
 
     def _state_tensors(self) -> dict[str, torch.Tensor]:
-        tensors = {"rng.cpu": torch.get_rng_state(), "rng.noise": self.noise.get_state(),
+        tensors = {"rng.cpu": torch.get_rng_state(), "rng.noise": self.noise.gen.get_state(),
                    "rng.aug": self.aug.get_state()}
         if self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
@@ -189,9 +192,8 @@ class Trainer:
         restore_optimizer(self.opt_g, "opt_G", meta, tensors)
         restore_optimizer(self.opt_d, "opt_D", meta, tensors)
         torch.set_rng_state(tensors["rng.cpu"])
-        if self.dist.world_size == meta.get("world_size", 1):
-            self.noise.set_state(tensors["rng.noise"])
-            self.aug.set_state(tensors["rng.aug"])
+        self.noise.gen.set_state(tensors["rng.noise"])  # global-batch streams: valid for any process count
+        self.aug.set_state(tensors["rng.aug"])
         if self.device.type == "cuda" and "rng.cuda" in tensors:
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
         self.data.load_state_dict(meta["data"])
@@ -227,7 +229,8 @@ class Trainer:
         return self.aug.real(real), labels
 
     def z(self) -> torch.Tensor:
-        return torch.randn(self.local_batch, self.latent_dim, device=self.device, generator=self.noise)
+        """This rank's latents of the global batch (the same global latents for any process count)."""
+        return self.noise.normal((self.local_batch, self.latent_dim))
 
     def train_step(self) -> torch.Tensor:
         """One step of the model's kind; its statistics (``step_fn.names``) stay on the device."""
@@ -347,7 +350,7 @@ class Trainer:
                 window_images += cfg.batch_size
                 self.train_seconds = base_seconds + time.perf_counter() - session_start
                 if self.step % cfg.log_every == 0 or self.finished():
-                    values = (acc / acc_steps).tolist()
+                    values = (distributed.mean_over_ranks(acc, self.dist) / acc_steps).tolist()
                     elapsed = time.perf_counter() - window_start
                     img_per_sec = window_images / max(elapsed, 1e-9)
                     record = {"kind": "train", "step": self.step, "images": self.images,

@@ -45,7 +45,7 @@ class AdversarialStep:
                 real_in, fake_in = t.aug.diff(real), t.aug.diff(fake.detach())
                 mixed = None
                 if isinstance(t.loss, WassersteinGPLoss):
-                    mixed = t.loss.interpolates(real_in, fake_in, t.noise)
+                    mixed = t.loss.interpolates(real_in, fake_in, t.noise.uniform((len(real_in), 1, 1, 1)))
                 out = t.D_train(real_in, fake_in, labels, mixed)
                 loss_d = t.loss.d_loss(out["real"].float(), out["fake"].float())
                 if mixed is not None:
