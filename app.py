@@ -6,9 +6,8 @@ from studio.settings import read_only
 
 st.set_page_config(page_title="GAN Studio", page_icon=":material/face:", layout="wide")
 st.set_option("client.showErrorDetails", "none")  # last resort: pages explain problems themselves
-pages = [
-    st.Page("studio/pages/train.py", title="Train", icon=":material/model_training:", default=not read_only()),
-    st.Page("studio/pages/explore.py", title="Explore", icon=":material/explore:", default=read_only()),
-    st.Page("studio/pages/runs.py", title="Runs", icon=":material/table_rows:"),
-]
-st.navigation(pages[1:] if read_only() else pages, position="top").run()
+train = st.Page("studio/pages/train.py", title="Train", icon=":material/model_training:", default=not read_only())
+explore = st.Page("studio/pages/explore.py", title="Explore", icon=":material/explore:", default=read_only())
+runs = st.Page("studio/pages/runs.py", title="Runs", icon=":material/table_rows:")
+share = st.Page("studio/pages/share.py", title="Share", icon=":material/share:")
+st.navigation([explore, runs] if read_only() else [train, explore, runs, share], position="top").run()

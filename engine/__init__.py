@@ -15,6 +15,7 @@ _EXPORTS = {
     "engine.data": ("DatasetError", "ImageDataset", "load_dataset"),
     "engine.device": ("DeviceError", "detect_device", "device_summary"),
     "engine.generator": ("Generator", "export_generator", "load_generator"),
+    "engine.hub": ("HubError", "publish_space", "pull_model", "push_run"),
     "engine.models": ("ModelInfo", "list_models"),
     "engine.presets": ("PRESETS", "preset", "suggested_config"),
     "engine.runs": ("Run", "list_runs", "new_run_dir", "runs_root"),

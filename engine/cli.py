@@ -1,4 +1,4 @@
-"""Command line: python -m engine {train, sample, runs, export, metrics}."""
+"""Command line: python -m engine {train, sample, runs, export, metrics, push, pull, publish-space}."""
 
 from __future__ import annotations
 
@@ -88,9 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sample(sub)
     _add_runs(sub)
     _add_export(sub)
+    from engine.hub.cli import add_parser as add_hub
     from engine.metrics.cli import add_parser as add_metrics
 
     add_metrics(sub)
+    add_hub(sub)
     return parser
 
 

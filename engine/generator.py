@@ -92,7 +92,7 @@ class Generator:
     @classmethod
     def from_pretrained(cls, repo_id_or_path: str | os.PathLike, revision: str | None = None, *,
                         device: torch.device | str = "cpu", token: str | None = None) -> "Generator":
-        """A pushed generator from the Hugging Face Hub ('owner/name': only model.safetensors + config.json
+        """A pushed generator from the Hugging Face Hub ('owner/name': only config.json and safetensors weights
         are downloaded, once, into the Hub cache) or from a local folder, run or checkpoint."""
         local = Path(repo_id_or_path).expanduser()
         if local.exists():
@@ -102,10 +102,11 @@ class Generator:
         return load_generator(pull_model(str(repo_id_or_path), revision, token=token).path, device)
 
     def save_pretrained(self, save_directory: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
-        """Write ``model.safetensors`` + ``config.json``, the folder ``from_pretrained`` and load_generator read."""
+        """Write ``model.safetensors`` (+ the encoder's) and ``config.json``: what ``from_pretrained`` reads."""
         out = Path(save_directory)
-        weights = {k: v.detach().cpu().contiguous() for k, v in self.module.state_dict().items()}
-        atomic_write(out / "model.safetensors", lambda tmp: save_file(weights, str(tmp), metadata={"format": EXPORT_FORMAT}))
+        _save_weights(out / "model.safetensors", self.module)
+        if self.encoder is not None:
+            _save_weights(out / ENCODER_FILE, self.encoder)
         atomic_write_json(out / "config.json", dict(self.info, format=EXPORT_FORMAT, **(extra or {})))
         return out
 
@@ -191,13 +192,7 @@ def load_generator(path: str | os.PathLike, device: torch.device | str = "cpu") 
 
 def export_generator(source: str | os.PathLike, out_dir: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
     """Write the EMA generator as ``model.safetensors`` + ``config.json`` (loadable by load_generator)."""
-    gen = load_generator(source)
-    out = Path(out_dir)
-    _save_weights(out / "model.safetensors", gen.module)
-    if gen.encoder is not None:
-        _save_weights(out / ENCODER_FILE, gen.encoder)
-    atomic_write_json(out / "config.json", dict(gen.info, format=EXPORT_FORMAT, **(extra or {})))
-    return out
+    return load_generator(source).save_pretrained(out_dir, extra)
 
 
 def _save_weights(path: Path, module: nn.Module) -> None:

@@ -69,6 +69,19 @@ PRESETS: dict[str, Config] = {
         model=ModelConfig("cdcgan", {"latent_dim": 100}),
         optim=OptimConfig(lr_g=2e-4, lr_d=2e-4),
         train=TrainConfig(batch_size=64)),
+    "face-course-progressive-128": Config(
+        data=DataConfig(resolution=128, flip=True),
+        model=ModelConfig("progressive", {"latent_dim": 512, "start_resolution": 4, "fade_images": 400_000,
+                                          "stable_images": 400_000}),
+        loss=LossConfig("wgan-gp", gp_weight=10.0),
+        optim=OptimConfig(lr_g=2e-4, lr_d=1e-4, beta1=0.0, beta2=0.99),
+        train=TrainConfig(batch_size=64)),
+    "fastgan-64": Config(
+        data=DataConfig(resolution=64, flip=True, diffaugment="color,translation,cutout"),
+        model=ModelConfig("fastgan", {"latent_dim": 256, "ngf": 64, "ndf": 64}),
+        loss=LossConfig("hinge"),
+        optim=OptimConfig(lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999),
+        train=TrainConfig(batch_size=64)),
     "face-course-dcgan-64-ttur": Config(
         data=DataConfig(resolution=64),
         model=ModelConfig("dcgan", {"latent_dim": 100}),

@@ -14,7 +14,11 @@ from studio.errors import shown_in_page
 from studio.imaging import image_grid
 
 BUILTIN = "builtin:faces"
-SOURCES = {"builtin": "Built-in faces", "zip": "Upload a .zip", "folder": "Folder on this machine"}
+SOURCES = {"builtin": "Built-in faces", "hub": "Hugging Face Hub", "zip": "Upload a .zip",
+           "folder": "Folder on this machine"}
+HUB_PRESETS = {"hf:huggan/AFHQ": "AFHQ: cats, dogs and wild animals (labelled)",
+               "hf:huggan/anime-faces": "Anime faces", "hf:nielsr/CelebA-faces": "CelebA: celebrity faces"}
+OTHER_HUB = "other"
 
 
 def choose_dataset(uploads: Path) -> str | None:
@@ -24,6 +28,8 @@ def choose_dataset(uploads: Path) -> str | None:
     if kind == "builtin":
         st.caption("10,000 cartoon faces of cats, dogs, foxes, bears and humans, drawn on this machine.")
         return BUILTIN
+    if kind == "hub":
+        return choose_hub_dataset()
     if kind == "zip":
         upload = st.file_uploader("A .zip of images (sub-folders become classes)", type="zip", key="data:zip")
         if upload is None:
@@ -38,6 +44,22 @@ def choose_dataset(uploads: Path) -> str | None:
         st.error(f"{folder} is not a folder on this machine.")
         return None
     return folder or None
+
+
+def choose_hub_dataset() -> str | None:
+    """A preset Hub dataset or any 'hf:owner/name[:split]'."""
+    choice = st.selectbox("Dataset", [*HUB_PRESETS, OTHER_HUB], key="data:hub", persist_state="session",
+                          format_func=lambda key: HUB_PRESETS.get(key, "Another dataset on the Hub…"))
+    st.caption("Downloaded once into the Hugging Face cache (progress in the terminal), decoded once, then "
+               "usable offline. A class column becomes the labels.")
+    if choice != OTHER_HUB:
+        return choice
+    text = st.text_input("Dataset repo", key="data:hub-spec", placeholder="owner/name or owner/name:split",
+                         help="Any dataset with an image column, e.g. huggan/AFHQ or huggan/AFHQ:train.",
+                         persist_state="session").strip()
+    if not text:
+        return None
+    return text if text.startswith("hf:") else f"hf:{text}"
 
 
 def save_upload(upload: UploadedFile, uploads: Path) -> Path:

@@ -15,12 +15,14 @@ from engine import CheckpointError, RunConflictError
 from engine.config import ConfigError
 from engine.data import DatasetError
 from engine.device import DeviceError
+from engine.hub import HubError
 
 log = logging.getLogger("gan_studio")
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_USER_ERRORS = (CheckpointError, ConfigError, DatasetError, DeviceError, FileExistsError, RunConflictError, ValueError)
+_USER_ERRORS = (CheckpointError, ConfigError, DatasetError, DeviceError, FileExistsError, HubError, RunConflictError,
+                ValueError)
 
 
 def explain(exc: BaseException, action: str) -> str:
@@ -30,6 +32,9 @@ def explain(exc: BaseException, action: str) -> str:
                 "width, or close other programs.")
     if isinstance(exc, zipfile.BadZipFile):
         return f"Could not {action}: the file is not a valid .zip archive."
+    if isinstance(exc, HubError):  # already says what it tried, on which repo, and the fix
+        text = str(exc)
+        return text[:1].upper() + text[1:].rstrip(".") + "."
     if _offline(exc):
         return f"Could not {action}: this needs the internet, and the machine seems to be offline."
     if isinstance(exc, PermissionError):

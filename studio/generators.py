@@ -10,15 +10,17 @@ import streamlit as st
 import torch
 
 import engine
-from engine.generator import slerp
+import engine.hub
+from engine.generator import HUB_PREFIX, slerp
 from studio import cache, settings
+from studio.errors import explain
 
 DEMO = "demo"
 
 
 @dataclass(frozen=True)
 class Source:
-    """A loadable generator: the shipped demo or a run with at least one checkpoint."""
+    """A loadable generator: the shipped demo, a run with at least one checkpoint, or a Hub model."""
 
     key: str
     label: str
@@ -26,8 +28,34 @@ class Source:
     dataset: str | None  # the training images' spec, for real-vs-generated
 
 
+def _hub_source(pulled: engine.hub.PulledModel) -> Source:
+    config = pulled.config()
+    step = f" · step {config['step']:,}" if isinstance(config.get("step"), int) else ""
+    return Source(f"{HUB_PREFIX}{pulled.repo_id}", f"{pulled.repo_id} · Hugging Face Hub{step}", str(pulled.path),
+                  config.get("dataset"))
+
+
+@st.cache_resource(ttl=3600, show_spinner="Fetching the model from the Hugging Face Hub…")
+def _pull(repo_id: str) -> engine.hub.PulledModel:
+    return engine.hub.pull_model(repo_id)
+
+
+def bound_source() -> Source | None:
+    """The model repo named by GAN_STUDIO_MODEL (pulled once an hour at most), or None (with a message)."""
+    repo_id = settings.bound_model()
+    if repo_id is None:
+        return None
+    try:
+        return _hub_source(_pull(repo_id))
+    except engine.hub.HubError as exc:
+        st.error(explain(exc, f"open the model {repo_id}"), icon=":material/cloud_off:")
+        return None
+
+
 def sources() -> list[Source]:
-    found = []
+    """The bound Hub model, the demo, runs with a checkpoint, then models pulled from the Hub."""
+    bound = bound_source()
+    found = [bound] if bound else []
     if (settings.DEMO_CHECKPOINT / "model.safetensors").is_file():
         demo = json.loads((settings.DEMO_CHECKPOINT / "config.json").read_text())
         found.append(Source(DEMO, "Demo generator: faces, 64 px (shipped)", str(settings.DEMO_CHECKPOINT),
@@ -43,6 +71,8 @@ def sources() -> list[Source]:
         except engine.ConfigError:
             spec = None
         found.append(Source(run.name, f"{run.name} · {state} · step {step:,}", str(run.path), spec))
+    found += [_hub_source(pulled) for pulled in engine.hub.cached_models()
+              if bound is None or f"{HUB_PREFIX}{pulled.repo_id}" != bound.key]
     return found
 
 

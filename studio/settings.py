@@ -15,6 +15,11 @@ def read_only() -> bool:
     return os.environ.get("GAN_STUDIO_READONLY", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def bound_model() -> str | None:
+    """GAN_STUDIO_MODEL=owner/name: the Hugging Face model repo Explore opens first (a demo Space sets it)."""
+    return os.environ.get("GAN_STUDIO_MODEL", "").strip() or None
+
+
 def uploads_dir(runs_root: Path) -> Path:
     """Uploaded dataset archives are kept beside the runs that train on them."""
     return runs_root.parent / "uploads"

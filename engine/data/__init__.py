@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.data import hub_source  # noqa: F401  (registers the hf: scheme)
 from engine.data.cache import cache_dir, load_cached, store
 from engine.data.sources import DatasetError, register_scheme, resolve_source
 

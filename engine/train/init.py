@@ -10,6 +10,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from engine.config import ConfigError
+from engine.generator import HUB_PREFIX
 from engine.runs import Run
 from engine.runs.files import read_json
 from engine.train.checkpoint import CheckpointError, load_checkpoint, split_prefix
@@ -23,9 +24,24 @@ def _check_kind(source: str, model: str, resolution: int, their_model: str, thei
                           f"this run trains {model} at {resolution} px: choose the same model and resolution")
 
 
+def _pulled(source: str) -> Path:
+    """The pulled repo's training state (G, D, EMA) when it was pushed with one, else its generator."""
+    from engine.hub import HubError, pull_model
+
+    repo, _, revision = source.removeprefix(HUB_PREFIX).partition("@")
+    try:
+        try:
+            return pull_model(repo, revision or None, with_training_state=True).training_dir
+        except HubError:
+            return pull_model(repo, revision or None).path
+    except HubError as exc:
+        raise ConfigError(f"train.init_from: {exc}") from None
+
+
 def initial_weights(source: str, model: str, resolution: int) -> dict[str, dict[str, torch.Tensor]]:
-    """State dicts by module prefix (G, D, G_ema, E); an exported folder gives only G_ema."""
-    path = Path(source).expanduser()
+    """State dicts by module prefix (G, D, G_ema, E); an exported folder gives only G_ema.
+    ``hf:owner/name`` pulls a pushed model from the Hugging Face Hub first (its training state when pushed)."""
+    path = _pulled(source) if source.startswith(HUB_PREFIX) else Path(source).expanduser()
     if (path / "model.safetensors").is_file():
         try:
             info = read_json(path / "config.json")

@@ -1,4 +1,4 @@
-"""Runs: every run at a glance; compare curves, rename and delete."""
+"""Runs: every run at a glance; compare curves, rename, delete and share on the Hub."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def confirm_delete(run: engine.Run) -> None:
 
 
 def manage(run: engine.Run) -> None:
-    """Rename or delete one run (hidden in read-only mode)."""
+    """Rename, delete or share one run (hidden in read-only mode)."""
     name_col, rename_col, delete_col = st.columns([3, 1, 1], vertical_alignment="bottom")
     key = f"rename:{run.name}"
     new_name = name_col.text_input("Name", value=run.name, key=key).strip()
@@ -48,6 +48,10 @@ def manage(run: engine.Run) -> None:
     if delete_col.button("Delete…", icon=":material/delete:", width="stretch", disabled=run.is_live(),
                          help="Stop the run first." if run.is_live() else None, key=f"delete-button:{run.name}"):
         confirm_delete(run)
+    if run.latest_checkpoint() is not None and st.button(
+            "Share on the Hugging Face Hub…", icon=":material/share:", key=f"share-button:{run.name}"):
+        st.session_state["hub:run"] = run.name
+        st.switch_page("studio/pages/share.py")
 
 
 def compare(runs: list[engine.Run]) -> None:
@@ -74,7 +78,7 @@ def runs_page() -> None:
     chosen = [all_runs[i] for i in picked.selection.rows if i < len(all_runs)]
     if not chosen:
         st.caption("Tick runs in the table to compare their curves"
-                   + ("." if settings.read_only() else ", rename or delete them."))
+                   + ("." if settings.read_only() else ", rename, delete or share them."))
         return
     compare(chosen)
     if not settings.read_only():
