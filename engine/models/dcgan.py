@@ -135,6 +135,7 @@ class ProjectionDiscriminator(nn.Module):
         super().__init__()
         self.body = DCGANDiscriminator(opts, resolution)
         self.embed = nn.Embedding(num_classes, self.body.head.in_channels)
+        nn.init.normal_(self.embed.weight, 0.0, 0.02)  # N(0, 1) would let the class term swamp D at the start
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         features = self.body.features(x)

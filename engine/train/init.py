@@ -10,7 +10,6 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from engine.config import ConfigError
-from engine.generator import HUB_PREFIX
 from engine.runs import Run
 from engine.runs.files import read_json
 from engine.train.checkpoint import CheckpointError, load_checkpoint, split_prefix
@@ -26,6 +25,7 @@ def _check_kind(source: str, model: str, resolution: int, their_model: str, thei
 
 def _pulled(source: str) -> Path:
     """The pulled repo's training state (G, D, EMA) when it was pushed with one, else its generator."""
+    from engine.generator import HUB_PREFIX
     from engine.hub import HubError, pull_model
 
     repo, _, revision = source.removeprefix(HUB_PREFIX).partition("@")
@@ -41,6 +41,8 @@ def _pulled(source: str) -> Path:
 def initial_weights(source: str, model: str, resolution: int) -> dict[str, dict[str, torch.Tensor]]:
     """State dicts by module prefix (G, D, G_ema, E); an exported folder gives only G_ema.
     ``hf:owner/name`` pulls a pushed model from the Hugging Face Hub first (its training state when pushed)."""
+    from engine.generator import HUB_PREFIX  # engine.generator imports the train package
+
     path = _pulled(source) if source.startswith(HUB_PREFIX) else Path(source).expanduser()
     if (path / "model.safetensors").is_file():
         try:
