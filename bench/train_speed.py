@@ -25,6 +25,7 @@ from engine.data.faces import render_faces  # noqa: E402
 from engine.device import detect_device, device_summary  # noqa: E402
 from engine.models import build_model  # noqa: E402
 from engine.train import Trainer  # noqa: E402
+from bench.flops import peak_flops, training_flops_per_image  # noqa: E402
 
 SHARED_CATS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "afhq_cat64"
 
@@ -86,15 +87,19 @@ def example_loop(folder: Path, device: torch.device, ngf: int, batch: int, secon
                 return images / (time.perf_counter() - start)
 
 
-def engine_loop(folder: Path, device: torch.device, ngf: int, batch: int, seconds: float) -> float:
-    """This engine's Trainer on the same folder (decoded once into its uint8 cache)."""
+def engine_loop(folder: Path, device: torch.device, ngf: int, batch: int, seconds: float
+                ) -> tuple[float, float, int | None]:
+    """This engine's Trainer on the same folder (decoded once into its uint8 cache): img/s, training
+    FLOPs per image and peak CUDA memory."""
     config = Config(data=DataConfig(str(folder), 64, flip=False), model=ModelConfig("dcgan", {"ngf": ngf, "ndf": ngf}),
                     train=TrainConfig(batch_size=batch, device=str(device)))
     trainer = Trainer(config, Path(tempfile.mkdtemp(prefix="bench-run-")))
     for _ in range(3):
         trainer.train_step()
+    flops = training_flops_per_image(trainer)
     if device.type == "cuda":
         torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats(device)
     images, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         for _ in range(10):
@@ -102,7 +107,8 @@ def engine_loop(folder: Path, device: torch.device, ngf: int, batch: int, second
             images += batch
         if device.type == "cuda":
             torch.cuda.synchronize()
-    return images / (time.perf_counter() - start)
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+    return images / (time.perf_counter() - start), flops, peak
 
 
 def main() -> None:
@@ -121,10 +127,15 @@ def main() -> None:
     print(f"data: {folder} ({args.source_size} px JPEGs); DCGAN-64 ngf=ndf={args.ngf}, batch {args.batch_size}, "
           f"{args.seconds:.0f} s each")
     example = example_loop(folder, device, args.ngf, args.batch_size, args.seconds, args.workers)
-    ours = engine_loop(folder, device, args.ngf, args.batch_size, args.seconds)
-    print(f"{'loop':<44} {'img/s':>10}")
-    print(f"{'PyTorch example (ImageFolder+DataLoader, fp32)':<44} {example:>10.1f}")
-    print(f"{'GAN Studio engine':<44} {ours:>10.1f}")
+    ours, flops, peak_bytes = engine_loop(folder, device, args.ngf, args.batch_size, args.seconds)
+    peak = peak_flops(device)
+    achieved = ours * flops
+    print(f"training FLOPs per image (torch.utils.flop_counter): {flops / 1e9:.2f} GFLOP")
+    print(f"{'loop':<44} {'img/s':>10} {'TFLOP/s':>9} {'MFU':>7} {'peak MiB':>9}")
+    print(f"{'PyTorch example (ImageFolder+DataLoader, fp32)':<44} {example:>10.1f} {example * flops / 1e12:>9.2f}")
+    mfu = f"{achieved / peak:.1%}" if peak else "n/a"
+    memory = f"{peak_bytes / 2**20:.0f}" if peak_bytes is not None else "n/a"
+    print(f"{'GAN Studio engine':<44} {ours:>10.1f} {achieved / 1e12:>9.2f} {mfu:>7} {memory:>9}")
     print(f"ratio engine/example: {ours / example:.2f}x")
 
 

@@ -5,7 +5,7 @@ Each model runs from its preset (see RECIPES) in a fresh process, so peak memory
 CUDA peak allocated memory on a GPU, peak resident memory of the process on a CPU.
 
     python bench/zoo.py [--seconds 120] [--resolution 64] [--device auto] [--models dcgan,fastgan]
-                        [--datasets builtin:faces,cats,cats:300] [--width-scale 0.5] [--samples 1000]
+                        [--datasets builtin:faces,cats,cats:300] [--size auto] [--samples 1000]
 
 Dataset names: 'builtin:faces' (any engine spec works), 'cats' = ../shared/datasets/afhq_cat64 when
 that folder exists, 'cats:N' = its first N images (the few-hundred-images case).
@@ -37,7 +37,16 @@ RECIPES = {  # model -> the preset it trains from
     "progressive": "face-course-progressive-128",
     "fastgan": "fastgan-64",
 }
-WIDTH_KEYS = ("ngf", "ndf", "nef", "hidden", "g_channels", "d_channels", "fmap_base", "fmap_max", "d_hidden")
+CPU_OPTIONS = {  # narrower networks that train at 40-200 img/s on a 2-core CPU (presets are sized for GPUs)
+    "basic": {"hidden": 512},
+    "dcgan": {"ngf": 32, "ndf": 32},
+    "cdcgan": {"ngf": 32, "ndf": 32},
+    "wgan-gp": {"ngf": 32, "ndf": 32},
+    "sngan": {"g_channels": 64, "d_channels": 64},
+    "aae": {"ngf": 32, "nef": 32, "d_hidden": 256},
+    "progressive": {"fmap_base": 4096, "fmap_max": 128},
+    "fastgan": {"ngf": 8, "ndf": 16},
+}
 
 
 def dataset_spec(name: str) -> str | None:
@@ -58,9 +67,9 @@ def dataset_spec(name: str) -> str | None:
     return str(subset.parent)
 
 
-def bench_config(model: str, spec: str, resolution: int, seconds: float, device: str, width_scale: float,
+def bench_config(model: str, spec: str, resolution: int, seconds: float, device: str, small: bool,
                  schedule_images: int):
-    """The model's preset on this dataset and budget, widths scaled for small devices."""
+    """The model's preset on this dataset and budget (with CPU_OPTIONS when ``small``)."""
     from engine.presets import preset
 
     config = preset(RECIPES[model])
@@ -68,12 +77,10 @@ def bench_config(model: str, spec: str, resolution: int, seconds: float, device:
     config.train.max_seconds, config.train.device = seconds, device
     config.train.grid_every = config.train.checkpoint_every = 10**9
     config.train.log_every = 50
-    options = config.model.options
-    for key in WIDTH_KEYS:
-        if key in options and width_scale != 1.0:
-            options[key] = max(4, int(options[key] * width_scale))
+    if small:
+        config.model.options.update(CPU_OPTIONS[model])
     if model == "progressive" and schedule_images:
-        options["fade_images"] = options["stable_images"] = schedule_images
+        config.model.options["fade_images"] = config.model.options["stable_images"] = schedule_images
     return config
 
 
@@ -83,16 +90,20 @@ def run_one(job: dict) -> dict:
 
     from engine import load_dataset, load_generator
     from engine.metrics import evaluate
+    from bench.flops import peak_flops, training_flops_per_image
     from engine.train import Trainer
 
     config = bench_config(job["model"], job["spec"], job["resolution"], job["seconds"], job["device"],
-                          job["width_scale"], job["schedule_images"])
+                          job["small"], job["schedule_images"])
     run_dir = Path(tempfile.mkdtemp(prefix=f"bench-zoo-{job['model']}-"))
     trainer = Trainer(config, run_dir)
     trainer.train()
     device = trainer.device
     peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    flops = training_flops_per_image(trainer)  # one more (unsaved) step, counted
+    img_per_sec = trainer.images / max(trainer.train_seconds, 1e-9)
+    peak_flops_device = peak_flops(device)
     gen = load_generator(run_dir, device)
     real = load_dataset(job["spec"], job["resolution"])
     names = ["swd"] + (["fid"] if os.environ.get("GAN_STUDIO_INCEPTION_WEIGHTS") else [])
@@ -103,17 +114,18 @@ def run_one(job: dict) -> dict:
                        real.images, num, dataset_key=real.fingerprint, device=device)
     params = sum(p.numel() for p in trainer.G.parameters()), sum(p.numel() for p in trainer.D.parameters())
     return {"model": job["model"], "recipe": RECIPES[job["model"]], "dataset": job["name"], "images": trainer.images,
-            "seconds": trainer.train_seconds, "img_per_sec": trainer.images / max(trainer.train_seconds, 1e-9),
-            "peak_bytes": peak, "params_g": params[0], "params_d": params[1], **results,
+            "seconds": trainer.train_seconds, "img_per_sec": img_per_sec, "gflop_per_image": flops / 1e9,
+            "mfu": img_per_sec * flops / peak_flops_device if peak_flops_device else None, "peak_bytes": peak, "params_g": params[0], "params_d": params[1], **results,
             "errors": results.errors}
 
 
 def table(rows: list[dict]) -> str:
     keys = sorted({k for r in rows for k in r if k.startswith(("swd_", "fid_"))})
-    head = ["dataset", "model (preset)", "images", "img/s", "peak MiB", "G/D params (M)", *keys]
+    head = ["dataset", "model (preset)", "images", "img/s", "GFLOP/img", "MFU", "peak MiB", "G/D params (M)", *keys]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["dataset"], f"{r['model']} ({r['recipe']})", f"{r['images']:,}", f"{r['img_per_sec']:.0f}",
+                 f"{r['gflop_per_image']:.2f}", f"{r['mfu']:.1%}" if r["mfu"] is not None else "n/a",
                  f"{r['peak_bytes'] / 2**20:.0f}", f"{r['params_g'] / 1e6:.2f} / {r['params_d'] / 1e6:.2f}",
                  *[f"{r[k]:.1f}" if k in r else "n/a" for k in keys]]
         lines.append("| " + " | ".join(cells) + " |")
@@ -127,8 +139,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--models", default=",".join(RECIPES))
     parser.add_argument("--datasets", default="builtin:faces,cats,cats:300")
-    parser.add_argument("--width-scale", type=float, default=0.0,
-                        help="multiply model widths (default: 0.5 on CPU, 1 on a GPU)")
+    parser.add_argument("--size", choices=["auto", "small", "preset"], default="auto",
+                        help="network widths: the presets', or CPU_OPTIONS (auto: small on a CPU)")
     parser.add_argument("--schedule-images", type=int, default=0,
                         help="progressive GAN fade/stable images per stage (default: the preset's)")
     parser.add_argument("--samples", type=int, default=1000, help="generated images per score")
@@ -142,9 +154,9 @@ def main() -> None:
     from engine.device import detect_device, device_summary
 
     device = detect_device(args.device)
-    scale = args.width_scale or (0.5 if device.type == "cpu" else 1.0)
+    small = args.size == "small" or (args.size == "auto" and device.type == "cpu")
     print(f"device: {device_summary(args.device)}; budget {args.seconds:.0f} s per model; {args.resolution} px; "
-          f"width scale {scale}; {time.strftime('%Y-%m-%d')}", flush=True)
+          f"{'CPU_OPTIONS widths' if small else 'preset widths'}; {time.strftime('%Y-%m-%d')}", flush=True)
     rows = []
     for name in args.datasets.split(","):
         spec = dataset_spec(name)
@@ -153,7 +165,7 @@ def main() -> None:
             continue
         for model in args.models.split(","):
             job = {"model": model, "name": name, "spec": spec, "resolution": args.resolution, "seconds": args.seconds,
-                   "device": str(device), "width_scale": scale, "schedule_images": args.schedule_images,
+                   "device": str(device), "small": small, "schedule_images": args.schedule_images,
                    "samples": args.samples}
             done = subprocess.run([sys.executable, __file__, "--one", json.dumps(job)], capture_output=True, text=True)
             if done.returncode:

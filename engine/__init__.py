@@ -6,8 +6,7 @@ processes) load without torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from engine.lazy import lazy_exports
 
 _EXPORTS = {
     "engine.config": ("Config", "ConfigError", "DataConfig", "LossConfig", "MetricsConfig", "ModelConfig",
@@ -20,19 +19,6 @@ _EXPORTS = {
     "engine.presets": ("PRESETS", "preset", "suggested_config"),
     "engine.runs": ("Run", "list_runs", "new_run_dir", "runs_root"),
     "engine.train.checkpoint": ("CheckpointError",),
-    "engine.worker": ("RunConflictError", "start_training"),
+    "engine.worker": ("RunConflictError", "start_training", "visible_gpus"),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'engine' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__, __all__ = lazy_exports("engine", _EXPORTS, globals())

@@ -54,6 +54,8 @@ class OptimConfig:
     n_critic: int = 1
     ema_halflife_images: float = 10_000.0
     ema_rampup: float = 0.05  # half-life is at most this fraction of images seen; 0 disables
+    lr_scaling: str = "none"  # none | sqrt | linear: scale lr_g/lr_d by (batch_size / reference_batch)^(½ or 1)
+    reference_batch: int = 64  # the batch size the learning rates were tuned for
 
 
 @dataclass
@@ -86,6 +88,7 @@ class TrainConfig:
     sync_batchnorm: bool = False
     deterministic: bool = False  # bit-exact reruns on CUDA (deterministic kernels, no autotuning)
     init_from: str = ""  # start from these weights: a run, a checkpoint .json or an exported generator
+    compile: str = "off"  # off | default | reduce-overhead (CUDA graphs) | max-autotune: torch.compile G and D
 
 
 @dataclass

@@ -24,11 +24,22 @@ def _device_key(config: Config) -> str:
     return f"{device.type}:{device.index or 0}" if device.type == "cuda" else device.type
 
 
-def start_training(config: Config, run_dir: str | Path, resume: bool = False) -> int:
-    """Launch ``python -m engine train`` for run_dir in its own session; returns the worker's pid.
+def visible_gpus() -> int:
+    """How many CUDA devices this machine shows (0 without CUDA)."""
+    import torch
 
-    Refuses (RunConflictError) when a live run under the same runs root shares the device.
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def start_training(config: Config, run_dir: str | Path, resume: bool = False, processes: int = 1) -> int:
+    """Launch ``python -m engine train`` for run_dir in its own session; returns the launcher's pid.
+
+    ``processes`` > 1 launches it under torchrun (one process per GPU, DistributedDataParallel;
+    ``train.batch_size`` is the global batch). Refuses (RunConflictError) when a live run under the
+    same runs root shares the device.
     """
+    if processes < 1 or config.train.batch_size % processes:
+        raise ValueError(f"batch size {config.train.batch_size} must split evenly over {processes} processes")
     run = Run(run_dir)
     if run.is_live():
         raise RunConflictError(f"run {run.name} is already training")
@@ -42,8 +53,9 @@ def start_training(config: Config, run_dir: str | Path, resume: bool = False) ->
     previous = run.status() if resume else {}
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_config(config)
-    command = [sys.executable, "-m", "engine", "train", "--config", str(run.config_path), "--run-dir", str(run.path),
-               "--no-progress"] + (["--resume"] if resume else [])
+    launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"] if processes > 1 else []
+    command = [sys.executable, *launcher, "-m", "engine", "train", "--config", str(run.config_path),
+               "--run-dir", str(run.path), "--no-progress"] + (["--resume"] if resume else [])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
                PYTHONUNBUFFERED="1")
     with open(run.log_path, "ab") as log:

@@ -145,6 +145,8 @@ def config_form(spec: str) -> engine.Config:
     name = st.selectbox("Model", list(models), key="cfg:model.name", persist_state="session")
     info = models[name]
     st.caption(info.description)
+    if info.loss and st.session_state.get("cfg:loss.kind") != info.loss:
+        st.session_state["cfg:loss.kind"] = info.loss  # the model is defined with this loss
     if st.session_state["cfg:data.resolution"] not in info.resolutions:
         st.session_state["cfg:data.resolution"] = info.resolutions[0]
     first, second = st.columns(2), st.columns(2)

@@ -1,3 +1,4 @@
+import json
 import time
 
 import pytest
@@ -42,3 +43,16 @@ def test_worker_failure_is_reported_in_plain_words(tmp_path):
     start_training(tiny_config(dataset=str(tmp_path / "missing-folder")), run.path)
     status = _wait_state(run, ("failed",))
     assert "does not exist" in status["error"]
+
+
+def test_worker_starts_a_multi_process_run_under_torchrun(tmp_path):
+    """What the studio does when several GPUs are visible, here with 2 CPU processes (gloo)."""
+    run = Run(tmp_path / "ddp")
+    config = tiny_config(max_steps=6, dataset="builtin:faces:64", log_every=3, checkpoint_every=3)
+    with pytest.raises(ValueError, match="split evenly"):
+        start_training(config, run.path, processes=3)
+    start_training(config, run.path, processes=2)
+    status = _wait_state(run, ("finished",), timeout=180)
+    assert status["step"] == 6
+    assert [r["step"] for r in run.metrics()] == [3, 6]
+    assert json.loads(run.latest_checkpoint().read_text())["world_size"] == 2

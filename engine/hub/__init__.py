@@ -6,8 +6,7 @@ Names are imported on first use, so the dataset scheme can use the client withou
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from engine.lazy import lazy_exports
 
 _EXPORTS = {
     "engine.hub.client": ("offline", "reachable"),
@@ -17,17 +16,4 @@ _EXPORTS = {
     "engine.hub.space": ("SpaceResult", "publish_space"),
     "engine.hub.token": ("redact", "resolve_token", "token_source"),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'engine.hub' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__, __all__ = lazy_exports("engine.hub", _EXPORTS, globals())

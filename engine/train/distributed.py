@@ -84,13 +84,13 @@ def wrap(generator: nn.Module, discriminator: nn.Module, info: DistInfo, sync_ba
             DistributedDataParallel(pair, device_ids=ids, find_unused_parameters=growing))
 
 
-def any_flag(flag: bool, info: DistInfo) -> bool:
-    """True on every rank when any rank's flag is set."""
+def any_flags(flags: tuple[bool, ...], info: DistInfo) -> tuple[bool, ...]:
+    """Each flag, true on every rank when it is true on any rank (one collective for all)."""
     if not info.active:
-        return flag
-    value = torch.tensor([1.0 if flag else 0.0], device=info.device)
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item())
+        return flags
+    values = torch.tensor([1.0 if f else 0.0 for f in flags], device=info.device)
+    dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    return tuple(bool(v) for v in values.tolist())
 
 
 def mean_over_ranks(value: torch.Tensor, info: DistInfo) -> torch.Tensor:

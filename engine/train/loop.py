@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from engine import metrics
-from engine.config import Config, ConfigError
+from engine.config import Config, ConfigError, OptimConfig
 from engine.data import load_dataset
 from engine.data.augment import Augmenter, BatchRandom, parse_policy
 from engine.data.device_data import DeviceDataset
@@ -105,10 +105,15 @@ class Trainer:
         self.ema = EMA(self.G, config.optim.ema_halflife_images, config.optim.ema_rampup)
         trained = Autoencoder(self.E, self.G) if self.E is not None else self.G
         self.G_train, self.D_train = distributed.wrap(trained, self.D, self.dist, config.train.sync_batchnorm)
+        self.D_judge = self.D  # D as the G step calls it (compiled with the rest when asked)
+        if config.train.compile != "off":
+            self.G_train, self.D_train, self.D_judge = compiled(config.train.compile, self.G_train, self.D_train,
+                                                                self.D)
         fused = self.device.type in ("cuda", "cpu")
         betas = (config.optim.beta1, config.optim.beta2)
-        self.opt_g = torch.optim.Adam(trained.parameters(), lr=config.optim.lr_g, betas=betas, fused=fused)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.optim.lr_d, betas=betas, fused=fused)
+        scale = lr_scale(config.optim, config.train.batch_size)
+        self.opt_g = torch.optim.Adam(trained.parameters(), lr=config.optim.lr_g * scale, betas=betas, fused=fused)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.optim.lr_d * scale, betas=betas, fused=fused)
         self.step_fn = AutoencoderStep(self) if self.E is not None else AdversarialStep(self)
         self.aug = Augmenter(self.device, config.train.seed, config.data.flip, config.data.rotate_degrees,
                              config.data.diffaugment, self.dist.rank, self.dist.world_size)
@@ -119,6 +124,7 @@ class Trainer:
         self.images = 0
         self.train_seconds = 0.0
         self.best: dict[str, Any] = {}
+        self._time_up = False  # under torchrun: all ranks agreed the time limit is reached
         if resume:
             self._resume()
         elif self.dist.is_main and self.run.has_history():
@@ -307,8 +313,41 @@ class Trainer:
         return min(1.0, max(done[k] / v for k, v in limits.items())) if limits else None
 
     def finished(self) -> bool:
-        progress = self.progress()
-        return progress is not None and progress >= 1.0
+        """A limit is reached. Under torchrun the time limit counts once all ranks agreed on it."""
+        t = self.config.train
+        if (t.max_steps and self.step >= t.max_steps) or (t.max_images and self.images >= t.max_images):
+            return True
+        if not t.max_seconds:
+            return False
+        return self._time_up if self.dist.active else self.train_seconds >= t.max_seconds
+
+    def _stop_requested(self, stop: StopFlag) -> bool:
+        """Stop request or (torchrun) time limit, agreed by all ranks; checked every step in one process
+        and every STOP_CHECK_STEPS steps under torchrun (a collective is a host sync)."""
+        if self.dist.active and self.step % STOP_CHECK_STEPS:
+            return False
+        requested = stop.requested or (self.dist.is_main and self.run.stop_requested())
+        max_seconds = self.config.train.max_seconds
+        out_of_time = bool(max_seconds) and self.train_seconds >= max_seconds
+        requested, out_of_time = distributed.any_flags((requested, out_of_time), self.dist)
+        self._time_up = out_of_time
+        return requested
+
+    def _log(self, acc: torch.Tensor, steps: int, images: int, seconds: float, on_log: ProgressFn | None) -> float:
+        """Append the averages of the last ``steps`` steps to metrics.jsonl; returns img/s."""
+        values = (distributed.mean_over_ranks(acc, self.dist) / steps).tolist()
+        img_per_sec = images / max(seconds, 1e-9)
+        record = {"kind": "train", "step": self.step, "images": self.images, "time": round(self.train_seconds, 3),
+                  **dict(zip(self.step_fn.names, values)), "img_per_sec": img_per_sec,
+                  "lr_g": self.opt_g.param_groups[0]["lr"], "lr_d": self.opt_d.param_groups[0]["lr"]}
+        if hasattr(self.G, "progress_info"):
+            record.update(self.G.progress_info())
+        if self.dist.is_main:
+            self.run.append_metrics(record)
+        self._status("running", img_per_sec)
+        if on_log:
+            on_log(record)
+        return img_per_sec
 
     def _status(self, state: str, img_per_sec: float = 0.0, error: str | None = None) -> None:
         if not self.dist.is_main:
@@ -340,30 +379,18 @@ class Trainer:
         img_per_sec = 0.0
         state = "finished"
         try:
-            while not self.finished():
-                requested = stop.requested or (self.dist.is_main and self.run.stop_requested())
-                if distributed.any_flag(requested, self.dist):
+            while True:
+                if self._stop_requested(stop):
                     state = "stopped"
+                    break
+                if self.finished():
                     break
                 acc += self.train_step()
                 acc_steps += 1
                 window_images += cfg.batch_size
                 self.train_seconds = base_seconds + time.perf_counter() - session_start
                 if self.step % cfg.log_every == 0 or self.finished():
-                    values = (distributed.mean_over_ranks(acc, self.dist) / acc_steps).tolist()
-                    elapsed = time.perf_counter() - window_start
-                    img_per_sec = window_images / max(elapsed, 1e-9)
-                    record = {"kind": "train", "step": self.step, "images": self.images,
-                              "time": round(self.train_seconds, 3), **dict(zip(self.step_fn.names, values)),
-                              "img_per_sec": img_per_sec, "lr_g": self.opt_g.param_groups[0]["lr"],
-                              "lr_d": self.opt_d.param_groups[0]["lr"]}
-                    if hasattr(self.G, "progress_info"):
-                        record.update(self.G.progress_info())
-                    if self.dist.is_main:
-                        self.run.append_metrics(record)
-                    self._status("running", img_per_sec)
-                    if on_log:
-                        on_log(record)
+                    img_per_sec = self._log(acc, acc_steps, window_images, time.perf_counter() - window_start, on_log)
                     acc.zero_()
                     acc_steps, window_images, window_start = 0, 0, time.perf_counter()
                 if self.step % cfg.grid_every == 0:
@@ -375,11 +402,35 @@ class Trainer:
         except BaseException as exc:
             self._status("failed", img_per_sec, error=describe_error(exc))
             raise
+        if acc_steps:
+            img_per_sec = self._log(acc, acc_steps, window_images, time.perf_counter() - window_start, on_log)
         if self.run.grids() and self.run.grids()[-1][0] != self.step:
             self.write_grid()
         self.save()
         self._status(state, img_per_sec)
         return state
+
+
+STOP_CHECK_STEPS = 10  # under torchrun: how often ranks agree on stop requests and the time limit
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
+LR_SCALINGS = {"none": 0.0, "sqrt": 0.5, "linear": 1.0}
+
+
+def lr_scale(optim: OptimConfig, batch_size: int) -> float:
+    """The factor on lr_g and lr_d for a batch other than the one they were tuned for."""
+    if optim.lr_scaling not in LR_SCALINGS:
+        raise ConfigError(f"optim.lr_scaling must be one of {', '.join(LR_SCALINGS)}, not {optim.lr_scaling!r}")
+    if optim.reference_batch < 1:
+        raise ConfigError("optim.reference_batch must be at least 1")
+    return (batch_size / optim.reference_batch) ** LR_SCALINGS[optim.lr_scaling]
+
+
+def compiled(mode: str, *modules: torch.nn.Module) -> tuple[torch.nn.Module, ...]:
+    """torch.compile each module; a module that cannot be compiled here runs eagerly instead."""
+    if mode not in COMPILE_MODES:
+        raise ConfigError(f"train.compile must be one of {', '.join(COMPILE_MODES)}, not {mode!r}")
+    torch._dynamo.config.suppress_errors = True  # fall back to eager per frame when compilation fails
+    return tuple(torch.compile(module, mode=mode) for module in modules)
 
 
 def _output_of(key: str) -> str | None:

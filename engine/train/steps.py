@@ -3,7 +3,8 @@ host sync) in the order of its ``names``; the loop averages them between log lin
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import contextlib
+from typing import TYPE_CHECKING, Iterator
 
 import torch
 
@@ -11,6 +12,22 @@ from engine.models.losses import WassersteinGPLoss
 
 if TYPE_CHECKING:
     from engine.train.loop import Trainer
+
+
+def _update(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+@contextlib.contextmanager
+def _frozen(module: torch.nn.Module) -> Iterator[None]:
+    """No gradients for ``module``'s parameters inside the block (D while G learns to fool it)."""
+    module.requires_grad_(False)
+    try:
+        yield
+    finally:
+        module.requires_grad_(True)
 
 
 def _probe(kind: str, logits: torch.Tensor) -> torch.Tensor:
@@ -52,16 +69,11 @@ class AdversarialStep:
                     loss_d = loss_d + t.loss.penalty(mixed, out["mixed"].float())
                 if self.has_aux:
                     loss_d = loss_d + out["aux"].float()
-            t.opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            t.opt_d.step()
-        t.D.requires_grad_(False)
-        with t.autocast():
-            loss_g = t.loss.g_loss(t.D(t.aug.diff(fake), labels).float())
-        t.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        t.opt_g.step()
-        t.D.requires_grad_(True)
+            _update(t.opt_d, loss_d)
+        with _frozen(t.D):
+            with t.autocast():
+                loss_g = t.loss.g_loss(t.D_judge(t.aug.diff(fake), labels).float())
+            _update(t.opt_g, loss_g)
         kind = t.config.loss.kind
         with torch.no_grad():
             stats = [loss_g.detach().float(), loss_d.detach().float(), _probe(kind, out["real"]),
@@ -89,18 +101,13 @@ class AutoencoderStep:
             prior = t.z()
             out = t.D_train(prior, code.detach(), labels)
             loss_d = t.loss.d_loss(out["real"].float(), out["fake"].float())
-        t.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        t.opt_d.step()
-        t.D.requires_grad_(False)
-        with t.autocast():
-            loss_rec = self.encoder.reconstruction_loss(recon.float(), real.float())
-            loss_adv = t.loss.g_loss(t.D(code, labels).float())
-            loss_g = loss_rec + self.encoder.adversarial_weight * loss_adv
-        t.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        t.opt_g.step()
-        t.D.requires_grad_(True)
+        _update(t.opt_d, loss_d)
+        with _frozen(t.D):
+            with t.autocast():
+                loss_rec = self.encoder.reconstruction_loss(recon.float(), real.float())
+                loss_adv = t.loss.g_loss(t.D_judge(code, labels).float())
+                loss_g = loss_rec + self.encoder.adversarial_weight * loss_adv
+            _update(t.opt_g, loss_g)
         kind = t.config.loss.kind
         with torch.no_grad():
             return torch.stack([loss_g.detach().float(), loss_d.detach().float(), _probe(kind, out["real"]),

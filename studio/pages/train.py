@@ -11,13 +11,27 @@ from studio.dataset_picker import choose_dataset, show_preview
 from studio.errors import shown_in_page
 
 
-def start(config: engine.Config) -> None:
+def start(config: engine.Config, processes: int) -> None:
     """Launch a new run; on success make it the watched run."""
     run_dir = engine.new_run_dir(config)
-    engine.start_training(config, run_dir)
+    engine.start_training(config, run_dir, processes=processes)
     st.session_state["run"] = run_dir.name
     st.session_state["new-run:collapse"] = True
     st.rerun()
+
+
+def gpu_count(config: engine.Config) -> int:
+    """How many GPUs the run trains on: a choice when several are visible (torchrun + DDP)."""
+    gpus = engine.visible_gpus()
+    if gpus < 2 or config.train.device not in ("auto", "cuda"):
+        return 1
+    st.session_state.setdefault("gpus", gpus)
+    count = st.number_input("GPUs", min_value=1, max_value=gpus, step=1, key="gpus",
+                            help="More than one trains with torchrun and DistributedDataParallel; the batch "
+                                 "size is the global batch, split evenly over the GPUs.")
+    if config.train.batch_size % count:
+        st.warning(f"The batch size {config.train.batch_size} does not split evenly over {count} GPUs.")
+    return int(count)
 
 
 def new_run_section(live: list[engine.Run]) -> None:
@@ -33,10 +47,11 @@ def new_run_section(live: list[engine.Run]) -> None:
             st.subheader("Model and training")
             with shown_in_page("build the configuration"):
                 config = config_form(spec or "")
+                processes = gpu_count(config)
                 if st.button("Start training", type="primary", icon=":material/play_arrow:",
                              disabled=spec is None, width="stretch"):
                     with shown_in_page("start training"):
-                        start(config)
+                        start(config, processes)
         if spec is not None:
             with data_col:
                 st.fragment(show_preview, parallel=True)(spec, st.session_state["cfg:data.resolution"])
