@@ -9,11 +9,26 @@ from torch.utils.flop_counter import FlopCounterMode
 PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 70e12, "RTX 4090": 165e12}
 
 
+class _WholeStep:
+    """Stands in for FlopCounterMode's per-module tracker, which cannot follow the double backward of
+    a gradient penalty (torch.autograd.grad inside a step); every FLOP is counted under 'Global'."""
+
+    parents = {"Global"}
+
+    def __enter__(self) -> "_WholeStep":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
 def training_flops_per_image(trainer) -> float:
     """FLOPs of one full training step (all D and G updates, penalties, auxiliary losses) per image.
 
     Counts one real step (which advances the trainer by one step)."""
-    with FlopCounterMode(display=False) as counter:
+    counter = FlopCounterMode(display=False)
+    counter.mod_tracker = _WholeStep()
+    with counter:
         trainer.train_step()
     return counter.get_total_flops() / trainer.config.train.batch_size
 

@@ -89,6 +89,7 @@ def run_one(job: dict) -> dict:
     import torch
 
     from engine import load_dataset, load_generator
+    from engine.grid import image_grid, save_png
     from engine.metrics import evaluate
     from bench.flops import peak_flops, training_flops_per_image
     from engine.train import Trainer
@@ -112,6 +113,9 @@ def run_one(job: dict) -> dict:
     results = evaluate(names, lambda n, first: gen.sample(seeds=range(first, first + n),
                                                           labels=[i % labels for i in range(first, first + n)]),
                        real.images, num, dataset_key=real.fingerprint, device=device)
+    if job.get("grids"):
+        grid = image_grid(gen.sample(seeds=range(36), labels=[i % labels for i in range(36)]), columns=6)
+        save_png(grid, str(Path(job["grids"]) / f"{job['name'].replace(':', '-').replace('/', '-')}-{job['model']}.png"))
     params = sum(p.numel() for p in trainer.G.parameters()), sum(p.numel() for p in trainer.D.parameters())
     return {"model": job["model"], "recipe": RECIPES[job["model"]], "dataset": job["name"], "images": trainer.images,
             "seconds": trainer.train_seconds, "img_per_sec": img_per_sec, "gflop_per_image": flops / 1e9,
@@ -145,6 +149,7 @@ def main() -> None:
                         help="progressive GAN fade/stable images per stage (default: the preset's)")
     parser.add_argument("--samples", type=int, default=1000, help="generated images per score")
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--grids", type=Path, help="save 36 samples of each model here as PNG")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -158,6 +163,8 @@ def main() -> None:
     print(f"device: {device_summary(args.device)}; budget {args.seconds:.0f} s per model; {args.resolution} px; "
           f"{'CPU_OPTIONS widths' if small else 'preset widths'}; {time.strftime('%Y-%m-%d')}", flush=True)
     rows = []
+    if args.grids:
+        args.grids.mkdir(parents=True, exist_ok=True)
     for name in args.datasets.split(","):
         spec = dataset_spec(name)
         if spec is None:
@@ -166,7 +173,7 @@ def main() -> None:
         for model in args.models.split(","):
             job = {"model": model, "name": name, "spec": spec, "resolution": args.resolution, "seconds": args.seconds,
                    "device": str(device), "small": small, "schedule_images": args.schedule_images,
-                   "samples": args.samples}
+                   "samples": args.samples, "grids": str(args.grids) if args.grids else ""}
             done = subprocess.run([sys.executable, __file__, "--one", json.dumps(job)], capture_output=True, text=True)
             if done.returncode:
                 print(f"{name} {model}: failed\n{done.stderr[-2000:]}", flush=True)
