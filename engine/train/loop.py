@@ -89,6 +89,9 @@ class Trainer:
             parse_policy(config.data.diffaugment)
         except ValueError as exc:
             raise ConfigError(f"data.diffaugment: {exc}") from None
+        lr_factor = lr_scale(config.optim, config.train.batch_size)
+        if config.train.compile not in COMPILE_MODES:
+            raise ConfigError(f"train.compile must be one of {', '.join(COMPILE_MODES)}, not {config.train.compile!r}")
 
         data = load_dataset(config.data.spec, config.data.resolution)
         self.dataset_info = {"spec": config.data.spec, "fingerprint": data.fingerprint, "count": len(data),
@@ -111,9 +114,8 @@ class Trainer:
                                                                 self.D)
         fused = self.device.type in ("cuda", "cpu")
         betas = (config.optim.beta1, config.optim.beta2)
-        scale = lr_scale(config.optim, config.train.batch_size)
-        self.opt_g = torch.optim.Adam(trained.parameters(), lr=config.optim.lr_g * scale, betas=betas, fused=fused)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.optim.lr_d * scale, betas=betas, fused=fused)
+        self.opt_g = torch.optim.Adam(trained.parameters(), lr=config.optim.lr_g * lr_factor, betas=betas, fused=fused)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.optim.lr_d * lr_factor, betas=betas, fused=fused)
         self.step_fn = AutoencoderStep(self) if self.E is not None else AdversarialStep(self)
         self.aug = Augmenter(self.device, config.train.seed, config.data.flip, config.data.rotate_degrees,
                              config.data.diffaugment, self.dist.rank, self.dist.world_size)
@@ -427,8 +429,6 @@ def lr_scale(optim: OptimConfig, batch_size: int) -> float:
 
 def compiled(mode: str, *modules: torch.nn.Module) -> tuple[torch.nn.Module, ...]:
     """torch.compile each module; a module that cannot be compiled here runs eagerly instead."""
-    if mode not in COMPILE_MODES:
-        raise ConfigError(f"train.compile must be one of {', '.join(COMPILE_MODES)}, not {mode!r}")
     torch._dynamo.config.suppress_errors = True  # fall back to eager per frame when compilation fails
     return tuple(torch.compile(module, mode=mode) for module in modules)
 
