@@ -118,17 +118,40 @@ def test_second_load_comes_from_cache():
 
 def test_device_dataset_order_resumes_exactly():
     images = np.arange(10 * 4 * 4 * 3, dtype=np.uint8).reshape(10, 4, 4, 3)
-    a = DeviceDataset(images, np.zeros(10), torch.device("cpu"), seed=3)
-    first = [a.next_indices(4) for _ in range(3)]
+    a = DeviceDataset(images, np.arange(10), torch.device("cpu"), seed=3)
+    first = [a.take(4)[1] for _ in range(3)]
     state = a.state_dict()
-    rest = [a.next_indices(4) for _ in range(4)]
-    b = DeviceDataset(images, np.zeros(10), torch.device("cpu"), seed=3)
+    rest = [a.take(4) for _ in range(4)]
+    b = DeviceDataset(images, np.arange(10), torch.device("cpu"), seed=3)
     b.load_state_dict(state)
-    assert all(torch.equal(x, y) for x, y in zip(rest, [b.next_indices(4) for _ in range(4)]))
-    epoch0 = torch.cat(first)[:10]
-    assert sorted(epoch0.tolist()) == list(range(10))
-    batch, _ = a.batch(torch.tensor([0]))
-    assert batch.min() >= -1 and batch.max() <= 1 and batch.shape == (1, 3, 4, 4)
+    assert all(torch.equal(x[0], y[0]) and torch.equal(x[1], y[1]) for x, y in zip(rest, [b.take(4) for _ in range(4)]))
+    assert sorted(torch.cat(first)[:10].tolist()) == list(range(10))  # the labels are the indices: one epoch
+    batch = rest[0][0]
+    assert batch.min() >= -1 and batch.max() <= 1 and batch.shape == (4, 3, 4, 4)
+
+
+def _global_batches(datasets: list[DeviceDataset], steps: int, batch: int) -> list[torch.Tensor]:
+    return [torch.cat([d.take(batch)[0] for d in datasets]) for _ in range(steps)]
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_ranks_hold_shards_and_together_see_the_one_process_batches(world):
+    count, batch = 61, 12  # the epoch is not a multiple of the batch: batches straddle epochs
+    images = np.random.default_rng(0).integers(0, 256, (count, 4, 4, 3), dtype=np.uint8)
+    one = DeviceDataset(images, np.arange(count), torch.device("cpu"), seed=5)
+    ranks = [DeviceDataset(images, np.arange(count), torch.device("cpu"), seed=5, rank=r, world_size=world)
+             for r in range(world)]
+    expected = _global_batches([one], 9, batch)
+    assert all(torch.equal(x, y) for x, y in zip(expected, _global_batches(ranks, 9, batch)))
+    assert one.resident_images == count
+    assert all(d.resident_images <= -(-count // world) + batch // world for d in ranks)  # mid-epoch: one shard
+
+    state = ranks[0].state_dict()  # resume the K-rank order with one process, and the other way round
+    resumed = DeviceDataset(images, np.arange(count), torch.device("cpu"), seed=5)
+    resumed.load_state_dict(state)
+    later = _global_batches(ranks, 4, batch)
+    assert all(torch.equal(x, y) for x, y in zip(later, _global_batches([resumed], 4, batch)))
+    assert all(torch.equal(x, y) for x, y in zip(_global_batches([one], 4, batch), later))
 
 
 def test_augmentations():

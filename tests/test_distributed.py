@@ -51,10 +51,11 @@ def _weights(run_dir: Path) -> dict:
 
 def test_two_processes_train_like_one_process_with_the_same_global_batch(tmp_path):
     """Same global batch (data, latents, augmentation) ⇒ same weights up to float reduction order
-    (tolerance 1e-4 after 6 Adam steps; BatchNorm off, as PyTorch's SyncBatchNorm is CUDA-only)."""
+    (tolerance 1e-4 after 6 Adam steps; BatchNorm off, as PyTorch's SyncBatchNorm is CUDA-only). The
+    40 images make the 6 batches of 16 cross two epoch boundaries, where each rank loads its next shard."""
     from tests.conftest import tiny_config
 
-    config = tiny_config(max_steps=6, dataset="builtin:faces:128", checkpoint_every=3, log_every=3)
+    config = tiny_config(max_steps=6, dataset="builtin:faces:40", checkpoint_every=3, log_every=3)
     config.model.options = {"ngf": 8, "ndf": 8, "g_batchnorm": False, "d_batchnorm": False}
     config.data.diffaugment, config.data.rotate_degrees = "color,translation,cutout", 5.0
     config_path = tmp_path / "config.json"

@@ -36,12 +36,13 @@ class ImageDataset:
         return int(self.images.shape[1])
 
 
-def load_dataset(spec: str, resolution: int) -> ImageDataset:
-    """Load a dataset at a resolution, decoding it only the first time (then from the cache)."""
+def load_dataset(spec: str, resolution: int, mmap: bool = False) -> ImageDataset:
+    """Load a dataset at a resolution, decoding it only the first time (then from the cache, memory-mapped
+    read-only with ``mmap``)."""
     if not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
         raise DatasetError(f"resolution {resolution} is out of range {MIN_RESOLUTION}–{MAX_RESOLUTION}")
     source = resolve_source(spec)
-    decoded = load_cached(source.fingerprint, resolution)
+    decoded = load_cached(source.fingerprint, resolution, mmap)
     if decoded is None:
         decoded = source.decode(resolution)
         store(source.fingerprint, resolution, decoded)

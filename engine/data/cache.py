@@ -25,12 +25,13 @@ def _entry(fingerprint: str, resolution: int) -> Path:
     return cache_dir() / "datasets" / f"{fingerprint}-{PREPROCESS_VERSION}-{resolution}px"
 
 
-def load_cached(fingerprint: str, resolution: int) -> Decoded | None:
-    """The cached decode, or None when absent or unreadable (it is then rebuilt)."""
+def load_cached(fingerprint: str, resolution: int, mmap: bool = False) -> Decoded | None:
+    """The cached decode, or None when absent or unreadable (it is then rebuilt). ``mmap`` maps the
+    images read-only instead of reading them (processes on one machine then share the pages)."""
     entry = _entry(fingerprint, resolution)
     try:
         meta = json.loads((entry / "meta.json").read_text())
-        images = np.load(entry / "images.npy", allow_pickle=False)
+        images = np.load(entry / "images.npy", allow_pickle=False, mmap_mode="r" if mmap else None)
         labels = np.load(entry / "labels.npy", allow_pickle=False)
     except (OSError, ValueError):
         return None

@@ -1,4 +1,12 @@
-"""The uint8 dataset resident on the training device, with a resumable, seeded data order."""
+"""The uint8 dataset resident on the training device, with a resumable, seeded data order.
+
+The data order is one stream for the whole run: epoch ``e`` is a seeded permutation of the
+dataset, and each step takes the next ``global_batch`` items of the stream. Under torchrun rank
+``r`` of ``K`` takes items ``r·b … (r+1)·b − 1`` of every global batch (``b = global_batch / K``),
+so any process count sees the same global batches. With one process the whole dataset stays
+resident; with several, each rank holds only its shard: the items of the current epoch (and, at
+an epoch boundary, the next one) that fall to it, about 1/K of the dataset.
+"""
 
 from __future__ import annotations
 
@@ -9,70 +17,95 @@ DEVICE_MEMORY_FRACTION = 0.4
 
 
 class DeviceDataset:
-    """Whole dataset as uint8 NCHW on the device (or pinned host memory when it does not fit).
+    """Batches of uint8 images (N×H×W×3 on the host) served as float N×3×H×W in [-1, 1] on the device."""
 
-    Batches are gathered by index tensors and converted to float on the device; the order is a
-    fresh permutation per epoch derived from the seed, so the position alone resumes it.
-    """
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, device: torch.device, seed: int) -> None:
-        tensor = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
+    def __init__(self, images: np.ndarray, labels: np.ndarray, device: torch.device, seed: int,
+                 rank: int = 0, world_size: int = 1) -> None:
+        self.host_images = images
+        self.host_labels = torch.from_numpy(np.asarray(labels, dtype=np.int64))
         self.device = device
-        self.on_device = self._fits(tensor, device)
-        if self.on_device:
-            self.images = tensor.to(device)
-        elif device.type == "cuda":
-            self.images = tensor.pin_memory()
-        else:
-            self.images = tensor
-        self.labels = torch.from_numpy(labels.astype(np.int64)).to(self.images.device)
         self.seed = seed
-        self.epoch = 0
-        self.position = 0
-        self._perm = self._permutation(0)
-
-    @staticmethod
-    def _fits(tensor: torch.Tensor, device: torch.device) -> bool:
-        if device.type != "cuda":
-            return True
-        free, _ = torch.cuda.mem_get_info(device)
-        return tensor.numel() < DEVICE_MEMORY_FRACTION * free
+        self.rank, self.world_size = rank, world_size
+        self.stream = 0  # items of the data order consumed so far, over all ranks
+        self._origin: int | None = None  # stream position of a batch boundary
+        self._global_batch = 0
+        self._perms: dict[int, torch.Tensor] = {}
+        self._shards: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        if world_size == 1:
+            self.images, self.labels = self._resident(np.arange(len(self)))
 
     def __len__(self) -> int:
-        return self.images.shape[0]
+        return int(self.host_images.shape[0])
+
+    @property
+    def resident_images(self) -> int:
+        """Images this process holds in (device or pinned) memory now."""
+        if self.world_size == 1:
+            return int(self.images.shape[0])
+        return sum(int(shard[0].shape[0]) for shard in self._shards.values())
+
+    def _resident(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """The images at sorted dataset ``indices`` (NCHW uint8) and their labels, placed on the
+        device when they fit, else in pinned host memory (CUDA) or host memory."""
+        tensor = torch.from_numpy(np.ascontiguousarray(self.host_images[indices])).permute(0, 3, 1, 2).contiguous()
+        if self.device.type != "cuda":
+            placed = tensor
+        elif tensor.numel() < DEVICE_MEMORY_FRACTION * torch.cuda.mem_get_info(self.device)[0]:
+            placed = tensor.to(self.device)
+        else:
+            placed = tensor.pin_memory()
+        return placed, self.host_labels[torch.from_numpy(indices)].to(placed.device)
 
     def _permutation(self, epoch: int) -> torch.Tensor:
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        return torch.randperm(len(self), generator=gen)
+        if epoch not in self._perms:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perms = {e: p for e, p in self._perms.items() if e >= epoch - 1}
+            self._perms[epoch] = torch.randperm(len(self), generator=gen)
+        return self._perms[epoch]
 
-    def next_indices(self, count: int) -> torch.Tensor:
-        """The next ``count`` indices of the data order (crossing epoch boundaries)."""
+    def _shard(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """This rank's images and labels of ``epoch`` (sorted by dataset index) and, for each position
+        of the epoch, the slot holding its image (meaningful for this rank's positions only)."""
+        if epoch not in self._shards:
+            perm = self._permutation(epoch)
+            positions = torch.arange(len(self)) + epoch * len(self)
+            local = self._global_batch // self.world_size
+            mine = (positions - self._origin).remainder(self._global_batch) // local == self.rank
+            held = torch.sort(perm[mine]).values
+            images, labels = self._resident(held.numpy())
+            self._shards = {e: s for e, s in self._shards.items() if e >= epoch - 1}
+            self._shards[epoch] = (images, labels, torch.searchsorted(held, perm).clamp(max=max(len(held) - 1, 0)))
+        return self._shards[epoch]
+
+    def take(self, global_batch: int, channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's part of the next global batch: float images in [-1, 1] (N×3×H×W) and labels, on the device."""
+        if self._origin is None or global_batch != self._global_batch:
+            self._origin, self._global_batch = self.stream, global_batch
+            self._shards = {}
+        local = global_batch // self.world_size
+        positions = torch.arange(local) + self.stream + self.rank * local
+        self.stream += global_batch
+        epochs, within = positions // len(self), positions % len(self)
+        self._shards = {e: shard for e, shard in self._shards.items() if e >= int(epochs[0])}
         parts = []
-        while count > 0:
-            take = min(count, len(self) - self.position)
-            parts.append(self._perm[self.position:self.position + take])
-            self.position += take
-            count -= take
-            if self.position == len(self):
-                self.epoch += 1
-                self.position = 0
-                self._perm = self._permutation(self.epoch)
-        return torch.cat(parts)
-
-    def batch(self, indices: torch.Tensor, channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Float images in [-1, 1] (N×3×H×W) and labels on the device."""
-        idx = indices.to(self.images.device)
-        images = self.images.index_select(0, idx).to(self.device, non_blocking=True)
-        images = images.float().div_(127.5).sub_(1.0)
+        for epoch in torch.unique(epochs).tolist():
+            at = within[epochs == epoch]
+            if self.world_size == 1:
+                idx = self._permutation(epoch)[at].to(self.images.device)
+                parts.append((self.images.index_select(0, idx), self.labels.index_select(0, idx)))
+            else:
+                images, labels, slots = self._shard(epoch)
+                idx = slots[at].to(images.device)
+                parts.append((images.index_select(0, idx), labels.index_select(0, idx)))
+        images = torch.cat([p[0] for p in parts]).to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        return images, self.labels.index_select(0, idx).to(self.device, non_blocking=True)
+        return images, torch.cat([p[1] for p in parts]).to(self.device, non_blocking=True)
 
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "position": self.position, "seed": self.seed}
+        return {"epoch": self.stream // len(self), "position": self.stream % len(self), "seed": self.seed}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.seed = int(state["seed"])
-        self.epoch = int(state["epoch"])
-        self.position = int(state["position"]) % len(self)
-        self._perm = self._permutation(self.epoch)
+        self.stream = int(state["epoch"]) * len(self) + int(state["position"]) % len(self)
+        self._origin, self._perms, self._shards = None, {}, {}

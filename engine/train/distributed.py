@@ -6,12 +6,16 @@ Without torchrun (no WORLD_SIZE) everything here is a no-op and the loop runs in
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -19,6 +23,7 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     device: torch.device | None = None
+    local_rank: int = 0
 
     @property
     def active(self) -> bool:
@@ -66,7 +71,7 @@ def setup() -> DistInfo:
         device = torch.device("cpu")
     if not dist.is_initialized():
         dist.init_process_group("nccl" if wants_cuda else "gloo")
-    return DistInfo(rank, world_size, device)
+    return DistInfo(rank, world_size, device, local_rank)
 
 
 def wrap(generator: nn.Module, discriminator: nn.Module, info: DistInfo, sync_batchnorm: bool
@@ -100,3 +105,17 @@ def mean_over_ranks(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
     total = value.clone()
     dist.all_reduce(total, op=dist.ReduceOp.SUM)
     return total / info.world_size
+
+
+def main_first(load: Callable[[], T], info: DistInfo) -> T:
+    """``load()`` on each machine's first process (local rank 0) first, e.g. to decode a dataset into
+    that machine's cache, then on the others."""
+    if not info.active:
+        return load()
+    if info.local_rank == 0:
+        try:
+            return load()
+        finally:
+            dist.barrier()  # also when loading failed: the others then fail with the same message
+    dist.barrier()
+    return load()

@@ -93,10 +93,12 @@ class Trainer:
         if config.train.compile not in COMPILE_MODES:
             raise ConfigError(f"train.compile must be one of {', '.join(COMPILE_MODES)}, not {config.train.compile!r}")
 
-        data = load_dataset(config.data.spec, config.data.resolution)
+        data = distributed.main_first(lambda: load_dataset(config.data.spec, config.data.resolution,
+                                                           mmap=self.dist.active), self.dist)
         self.dataset_info = {"spec": config.data.spec, "fingerprint": data.fingerprint, "count": len(data),
                              "classes": data.class_names, "skipped": len(data.skipped)}
-        self.data = DeviceDataset(data.images, data.labels, self.device, config.train.seed)
+        self.data = DeviceDataset(data.images, data.labels, self.device, config.train.seed, self.dist.rank,
+                                  self.dist.world_size)
         self.real_images = data.images
         torch.manual_seed(config.train.seed)
         pair = build_model(config.model.name, config.model.options, config.data.resolution, len(data.class_names))
@@ -231,9 +233,7 @@ class Trainer:
 
     def real_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """This rank's share of the next global batch, augmented, and its labels."""
-        indices = self.data.next_indices(self.config.train.batch_size)
-        mine = indices[self.dist.rank * self.local_batch:(self.dist.rank + 1) * self.local_batch]
-        real, labels = self.data.batch(mine, self.channels_last)
+        real, labels = self.data.take(self.config.train.batch_size, self.channels_last)
         return self.aug.real(real), labels
 
     def z(self) -> torch.Tensor:
