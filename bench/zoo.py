@@ -45,7 +45,7 @@ CPU_OPTIONS = {  # narrower networks that train at 40-200 img/s on a 2-core CPU 
     "sngan": {"g_channels": 64, "d_channels": 64},
     "aae": {"ngf": 32, "nef": 32, "d_hidden": 256},
     "progressive": {"fmap_base": 4096, "fmap_max": 128},
-    "fastgan": {"ngf": 8, "ndf": 16},
+    "fastgan": {"ngf": 8, "ndf": 8},
 }
 
 
