@@ -64,39 +64,42 @@ class DeviceDataset:
         return self._perms[epoch]
 
     def _shard(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """This rank's images and labels of ``epoch`` (sorted by dataset index) and, for each position
-        of the epoch, the slot holding its image (meaningful for this rank's positions only)."""
+        """The images and labels this rank holds for ``epoch`` and, for each position of the epoch,
+        the slot holding its image (meaningful for this rank's positions only), on their device."""
         if epoch not in self._shards:
             perm = self._permutation(epoch)
-            positions = torch.arange(len(self)) + epoch * len(self)
-            local = self._global_batch // self.world_size
-            mine = (positions - self._origin).remainder(self._global_batch) // local == self.rank
-            held = torch.sort(perm[mine]).values
-            images, labels = self._resident(held.numpy())
-            self._shards = {e: s for e, s in self._shards.items() if e >= epoch - 1}
-            self._shards[epoch] = (images, labels, torch.searchsorted(held, perm).clamp(max=max(len(held) - 1, 0)))
+            if self.world_size == 1:
+                images, labels, slots = self.images, self.labels, perm
+            else:
+                positions = torch.arange(len(self)) + epoch * len(self)
+                local = self._global_batch // self.world_size
+                mine = (positions - self._origin).remainder(self._global_batch) // local == self.rank
+                held = torch.sort(perm[mine]).values
+                images, labels = self._resident(held.numpy())
+                slots = torch.searchsorted(held, perm).clamp(max=max(len(held) - 1, 0))
+            self._shards = {e: shard for e, shard in self._shards.items() if e >= epoch - 1}
+            self._shards[epoch] = (images, labels, slots.to(images.device))
         return self._shards[epoch]
 
     def take(self, global_batch: int, channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """This rank's part of the next global batch: float images in [-1, 1] (N×3×H×W) and labels, on the device."""
+        """This rank's part of the next global batch: float images in [-1, 1] (N×3×H×W) and labels, on the
+        device. Indices are sliced from per-epoch tensors already on the device: no transfer per step."""
         if self._origin is None or global_batch != self._global_batch:
             self._origin, self._global_batch = self.stream, global_batch
             self._shards = {}
-        local = global_batch // self.world_size
-        positions = torch.arange(local) + self.stream + self.rank * local
+        remaining = global_batch // self.world_size
+        position = self.stream + self.rank * remaining
         self.stream += global_batch
-        epochs, within = positions // len(self), positions % len(self)
-        self._shards = {e: shard for e, shard in self._shards.items() if e >= int(epochs[0])}
+        self._shards = {e: shard for e, shard in self._shards.items() if e >= position // len(self)}
         parts = []
-        for epoch in torch.unique(epochs).tolist():
-            at = within[epochs == epoch]
-            if self.world_size == 1:
-                idx = self._permutation(epoch)[at].to(self.images.device)
-                parts.append((self.images.index_select(0, idx), self.labels.index_select(0, idx)))
-            else:
-                images, labels, slots = self._shard(epoch)
-                idx = slots[at].to(images.device)
-                parts.append((images.index_select(0, idx), labels.index_select(0, idx)))
+        while remaining:
+            epoch, within = divmod(position, len(self))
+            count = min(remaining, len(self) - within)
+            images, labels, slots = self._shard(epoch)
+            idx = slots[within:within + count]
+            parts.append((images.index_select(0, idx), labels.index_select(0, idx)))
+            position += count
+            remaining -= count
         images = torch.cat([p[0] for p in parts]).to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
