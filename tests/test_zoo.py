@@ -8,7 +8,7 @@ from engine import load_generator
 from engine.config import ConfigError
 from engine.models.losses import WassersteinGPLoss
 from engine.models import build_model, get_model, list_models
-from engine.presets import PRESETS
+from engine.presets import PRESETS, suggested_config
 from engine.train import Trainer
 from tests.conftest import tiny_config
 
@@ -70,6 +70,12 @@ def test_every_preset_builds():
     for name, config in PRESETS.items():
         pair = build_model(config.model.name, config.model.options, config.data.resolution, num_classes=5)
         assert pair.generator(torch.randn(2, pair.latent_dim)).shape[-1] == config.data.resolution, name
+
+
+def test_the_recommended_model_is_the_default_on_a_gpu_and_dcgan_on_a_cpu():
+    gpu, cpu = suggested_config(torch.device("cuda")), suggested_config(torch.device("cpu"))
+    assert gpu.model == PRESETS["fastgan-64"].model and gpu.data.diffaugment and gpu.loss.kind == "hinge"
+    assert cpu.model.name == "dcgan" and cpu.data.resolution == 32
 
 
 def test_wgan_gp_penalty_uses_interpolates_and_pulls_gradient_norms_to_one():
