@@ -32,7 +32,7 @@ class DeviceDataset:
         self._perms: dict[int, torch.Tensor] = {}
         self._shards: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         if world_size == 1:
-            self.images, self.labels = self._resident(np.arange(len(self)))
+            self.images, self.labels = self._resident(None)
 
     def __len__(self) -> int:
         return int(self.host_images.shape[0])
@@ -44,17 +44,21 @@ class DeviceDataset:
             return int(self.images.shape[0])
         return sum(int(shard[0].shape[0]) for shard in self._shards.values())
 
-    def _resident(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """The images at sorted dataset ``indices`` (NCHW uint8) and their labels, placed on the
-        device when they fit, else in pinned host memory (CUDA) or host memory."""
-        tensor = torch.from_numpy(np.ascontiguousarray(self.host_images[indices])).permute(0, 3, 1, 2).contiguous()
+    def _resident(self, indices: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The images at sorted dataset ``indices`` (None: all) as NCHW uint8 and their labels, placed on
+        the device when they fit, else in pinned host memory (CUDA) or host memory."""
+        images = self.host_images if indices is None else self.host_images[indices]
+        if not images.flags.writeable:  # a read-only memory map: read it
+            images = np.array(images)
+        labels = self.host_labels if indices is None else self.host_labels[torch.from_numpy(indices)]
+        tensor = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
         if self.device.type != "cuda":
             placed = tensor
         elif tensor.numel() < DEVICE_MEMORY_FRACTION * torch.cuda.mem_get_info(self.device)[0]:
             placed = tensor.to(self.device)
         else:
             placed = tensor.pin_memory()
-        return placed, self.host_labels[torch.from_numpy(indices)].to(placed.device)
+        return placed, labels.to(placed.device)
 
     def _permutation(self, epoch: int) -> torch.Tensor:
         if epoch not in self._perms:
