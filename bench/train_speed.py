@@ -4,6 +4,10 @@ The example decodes JPEGs with an ImageFolder + DataLoader (worker processes) ev
 PyTorch DCGAN example does; the engine trains from its uint8 dataset resident on the device.
 
     python bench/train_speed.py [--seconds 30] [--device auto] [--ngf 64] [--batch-size 64] [--source-size 64]
+                                [--zoo [--zoo-seconds 10] [--zoo-batch-size N]]
+
+With --zoo it then measures every model of the zoo the same way (img/s, training FLOPs per image,
+MFU against the GPU's bf16 peak, peak memory), so one command prints all of the speed numbers.
 """
 
 from __future__ import annotations
@@ -87,28 +91,61 @@ def example_loop(folder: Path, device: torch.device, ngf: int, batch: int, secon
                 return images / (time.perf_counter() - start)
 
 
-def engine_loop(folder: Path, device: torch.device, ngf: int, batch: int, seconds: float
-                ) -> tuple[float, float, int | None]:
-    """This engine's Trainer on the same folder (decoded once into its uint8 cache): img/s, training
-    FLOPs per image and peak CUDA memory."""
-    config = Config(data=DataConfig(str(folder), 64, flip=False), model=ModelConfig("dcgan", {"ngf": ngf, "ndf": ngf}),
-                    train=TrainConfig(batch_size=batch, device=str(device)))
-    trainer = Trainer(config, Path(tempfile.mkdtemp(prefix="bench-run-")))
+def measure(trainer: Trainer, seconds: float) -> tuple[float, float, int | None]:
+    """img/s of ``trainer`` over ``seconds`` after 3 warm-up steps, its training FLOPs per image and
+    peak CUDA memory (None on a CPU)."""
+    device, batch = trainer.device, trainer.config.train.batch_size
     for _ in range(3):
         trainer.train_step()
     flops = training_flops_per_image(trainer)
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats(device)
+    chunk = 10 if device.type == "cuda" else 1  # steps between clock reads (a read syncs the GPU)
     images, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        for _ in range(10):
+        for _ in range(chunk):
             trainer.train_step()
             images += batch
         if device.type == "cuda":
             torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
     return images / (time.perf_counter() - start), flops, peak
+
+
+def engine_loop(folder: Path, device: torch.device, ngf: int, batch: int, seconds: float
+                ) -> tuple[float, float, int | None]:
+    """This engine's Trainer on the same folder (decoded once into its uint8 cache)."""
+    config = Config(data=DataConfig(str(folder), 64, flip=False), model=ModelConfig("dcgan", {"ngf": ngf, "ndf": ngf}),
+                    train=TrainConfig(batch_size=batch, device=str(device)))
+    return measure(Trainer(config, Path(tempfile.mkdtemp(prefix="bench-run-"))), seconds)
+
+
+def row(name: str, img_per_sec: float, flops: float, peak: float | None, peak_bytes: int | None) -> str:
+    achieved = img_per_sec * flops
+    mfu = f"{achieved / peak:.1%}" if peak else "n/a"
+    memory = f"{peak_bytes / 2**20:.0f}" if peak_bytes is not None else "n/a"
+    return f"{name:<56} {img_per_sec:>10.1f} {flops / 1e9:>9.2f} {achieved / 1e12:>9.2f} {mfu:>7} {memory:>9}"
+
+
+def zoo_rows(device: torch.device, seconds: float, batch: int | None) -> list[str]:
+    """Throughput of every zoo model from its benchmark recipe (CPU widths on a CPU) on built-in faces,
+    the progressive GAN at its final stage."""
+    from bench.zoo import RECIPES, bench_config
+
+    rows = []
+    for model in RECIPES:
+        config = bench_config(model, "builtin:faces:2000", 64, 0, str(device), device.type == "cpu", 1)
+        if batch:
+            config.train.batch_size = batch
+        trainer = Trainer(config, Path(tempfile.mkdtemp(prefix=f"bench-speed-{model}-")))
+        img_per_sec, flops, peak_bytes = measure(trainer, seconds)
+        label = f"{model} ({RECIPES[model]}, batch {config.train.batch_size})"
+        rows.append(row(label, img_per_sec, flops, peak_flops(device), peak_bytes))
+        del trainer
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return rows
 
 
 def main() -> None:
@@ -120,6 +157,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
     parser.add_argument("--source-size", type=int, default=64, choices=[64, 128, 256],
                         help="size of the JPEGs on disk (64: the AFHQ cats when present)")
+    parser.add_argument("--zoo", action="store_true", help="also measure every zoo model (img/s, FLOPs, MFU, memory)")
+    parser.add_argument("--zoo-seconds", type=float, default=10.0)
+    parser.add_argument("--zoo-batch-size", type=int, help="batch for the zoo models (default: their recipes')")
     args = parser.parse_args()
     device = detect_device(args.device)
     folder = image_folder(2000, args.source_size)
@@ -129,14 +169,13 @@ def main() -> None:
     example = example_loop(folder, device, args.ngf, args.batch_size, args.seconds, args.workers)
     ours, flops, peak_bytes = engine_loop(folder, device, args.ngf, args.batch_size, args.seconds)
     peak = peak_flops(device)
-    achieved = ours * flops
-    print(f"training FLOPs per image (torch.utils.flop_counter): {flops / 1e9:.2f} GFLOP")
-    print(f"{'loop':<44} {'img/s':>10} {'TFLOP/s':>9} {'MFU':>7} {'peak MiB':>9}")
-    print(f"{'PyTorch example (ImageFolder+DataLoader, fp32)':<44} {example:>10.1f} {example * flops / 1e12:>9.2f}")
-    mfu = f"{achieved / peak:.1%}" if peak else "n/a"
-    memory = f"{peak_bytes / 2**20:.0f}" if peak_bytes is not None else "n/a"
-    print(f"{'GAN Studio engine':<44} {ours:>10.1f} {achieved / 1e12:>9.2f} {mfu:>7} {memory:>9}")
+    print(f"{'loop':<56} {'img/s':>10} {'GFLOP/img':>9} {'TFLOP/s':>9} {'MFU':>7} {'peak MiB':>9}")
+    print(row("PyTorch example (ImageFolder+DataLoader, fp32)", example, flops, peak, None))
+    print(row("GAN Studio engine", ours, flops, peak, peak_bytes))
     print(f"ratio engine/example: {ours / example:.2f}x")
+    if args.zoo:
+        print(f"\nevery zoo model, GAN Studio engine, {args.zoo_seconds:.0f} s each:")
+        print("\n".join(zoo_rows(device, args.zoo_seconds, args.zoo_batch_size)))
 
 
 if __name__ == "__main__":
