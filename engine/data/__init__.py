@@ -46,6 +46,8 @@ def load_dataset(spec: str, resolution: int, mmap: bool = False) -> ImageDataset
     if decoded is None:
         decoded = source.decode(resolution)
         store(source.fingerprint, resolution, decoded)
+        if mmap:  # map the stored copy like the other processes do, instead of keeping the decode
+            decoded = load_cached(source.fingerprint, resolution, mmap) or decoded
     if decoded.skipped:
         shown = ", ".join(decoded.skipped[:5]) + (" …" if len(decoded.skipped) > 5 else "")
         log.warning("skipped %d unusable file(s) in %s: %s", len(decoded.skipped), spec, shown)
