@@ -104,10 +104,11 @@ class DeviceDataset:
             parts.append((images.index_select(0, idx), labels.index_select(0, idx)))
             position += count
             remaining -= count
-        images = torch.cat([p[0] for p in parts]).to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
+        images, labels = parts[0] if len(parts) == 1 else (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))
+        images = images.to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        return images, torch.cat([p[1] for p in parts]).to(self.device, non_blocking=True)
+        return images, labels.to(self.device, non_blocking=True)
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.stream // len(self), "position": self.stream % len(self), "seed": self.seed}
