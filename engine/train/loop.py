@@ -22,7 +22,7 @@ from engine.data.augment import Augmenter, BatchRandom, parse_policy
 from engine.data.device_data import DeviceDataset
 from engine.device import configure_backends, detect_device, use_bf16
 from engine.grid import image_grid, save_png, to_uint8
-from engine.models import build_loss, build_model, get_model, resolve_options
+from engine.models import GanPair, build_loss, build_model, get_model, resolve_options
 from engine.models.aae import Autoencoder
 from engine.runs import Run
 from engine.runs.files import atomic_write
@@ -31,6 +31,7 @@ from engine.train.init import initial_weights
 from engine.train.checkpoint import (CheckpointError, load_checkpoint, restore_optimizer,
                                      save_checkpoint, split_prefix)
 from engine.train.ema import EMA
+from engine.train.layout import wants_channels_last
 from engine.train.steps import AdversarialStep, AutoencoderStep
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,6 @@ class Trainer:
         self.device = detect_device(config.train.device) if not self.dist.active else self.dist.device
         configure_backends(self.device, config.train.deterministic)
         self.bf16 = use_bf16(self.device, config.train.precision)
-        self.channels_last = self.device.type == "cuda"
         config.model.options = resolve_options(config.model.name, config.model.options)
         if config.train.batch_size % self.dist.world_size:
             raise ConfigError(f"batch size {config.train.batch_size} is not divisible by {self.dist.world_size} processes")
@@ -100,9 +100,11 @@ class Trainer:
         self.data = DeviceDataset(data.images, data.labels, self.device, config.train.seed, self.dist.rank,
                                   self.dist.world_size)
         self.real_images = data.images
+        checkpoint = self._latest_valid_checkpoint() if resume else None
         torch.manual_seed(config.train.seed)
         pair = build_model(config.model.name, config.model.options, config.data.resolution, len(data.class_names))
         self.latent_dim, self.num_classes = pair.latent_dim, pair.num_classes
+        self.channels_last = self._memory_layout(pair, checkpoint[0] if checkpoint else None)
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.G = pair.generator.to(self.device, memory_format=memory_format)
         self.D = pair.discriminator.to(self.device, memory_format=memory_format)
@@ -129,8 +131,8 @@ class Trainer:
         self.train_seconds = 0.0
         self.best: dict[str, Any] = {}
         self._time_up = False  # under torchrun: all ranks agreed the time limit is reached
-        if resume:
-            self._resume()
+        if checkpoint:
+            self._resume(*checkpoint)
         elif self.dist.is_main and self.run.has_history():
             raise FileExistsError(f"run directory {self.run.path} already holds a run: resume it, "
                                   "or choose another directory")
@@ -193,10 +195,24 @@ class Trainer:
                 "data": self.data.state_dict(), "model": self.config.model.name,
                 "model_options": self.config.model.options, "resolution": self.config.data.resolution,
                 "latent_dim": self.latent_dim, "num_classes": self.num_classes, "best": self.best,
-                "world_size": self.dist.world_size, "dataset": self.dataset_info}
+                "world_size": self.dist.world_size, "dataset": self.dataset_info,
+                "memory_format": {"device": self.device.type, "channels_last": self.channels_last}}
 
-    def _resume(self) -> None:
-        meta, tensors = self._latest_valid_checkpoint()
+    def _memory_layout(self, pair: GanPair, meta: dict[str, Any] | None) -> bool:
+        """channels_last or not (train.memory_format); a resumed run keeps the layout it was trained in
+        on the same kind of device, so its continuation computes exactly as an uninterrupted run."""
+        recorded = (meta or {}).get("memory_format", {})
+        if self.config.train.memory_format == "auto" and recorded.get("device") == self.device.type:
+            return recorded["channels_last"]
+        try:
+            return wants_channels_last(self.config.train.memory_format, self.device, pair.generator,
+                                       pair.discriminator, self.local_batch, pair.latent_dim,
+                                       judges_images=pair.encoder is None,
+                                       measure=not (self.dist.active or self.config.train.deterministic))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def _resume(self, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
         for prefix, module in self._modules().items():
             module.load_state_dict(split_prefix(prefix, tensors))
         restore_optimizer(self.opt_g, "opt_G", meta, tensors)
