@@ -114,11 +114,13 @@ def measure(trainer: Trainer, seconds: float) -> tuple[float, float, int | None]
 
 
 def engine_loop(folder: Path, device: torch.device, ngf: int, batch: int, seconds: float
-                ) -> tuple[float, float, int | None]:
-    """This engine's Trainer on the same folder (decoded once into its uint8 cache)."""
+                ) -> tuple[Trainer, tuple[float, float, int | None]]:
+    """This engine's Trainer on the same folder (decoded once into its uint8 cache), with its defaults
+    (bf16 and channels_last on CUDA; on a CPU the memory format it timed as faster), and its numbers."""
     config = Config(data=DataConfig(str(folder), 64, flip=False), model=ModelConfig("dcgan", {"ngf": ngf, "ndf": ngf}),
                     train=TrainConfig(batch_size=batch, device=str(device)))
-    return measure(Trainer(config, Path(tempfile.mkdtemp(prefix="bench-run-"))), seconds)
+    trainer = Trainer(config, Path(tempfile.mkdtemp(prefix="bench-run-")))
+    return trainer, measure(trainer, seconds)
 
 
 def row(name: str, img_per_sec: float, flops: float, peak: float | None, peak_bytes: int | None) -> str:
@@ -167,11 +169,13 @@ def main() -> None:
     print(f"data: {folder} ({args.source_size} px JPEGs); DCGAN-64 ngf=ndf={args.ngf}, batch {args.batch_size}, "
           f"{args.seconds:.0f} s each")
     example = example_loop(folder, device, args.ngf, args.batch_size, args.seconds, args.workers)
-    ours, flops, peak_bytes = engine_loop(folder, device, args.ngf, args.batch_size, args.seconds)
+    trainer, (ours, flops, peak_bytes) = engine_loop(folder, device, args.ngf, args.batch_size, args.seconds)
+    layout = "channels_last" if trainer.channels_last else "contiguous"
+    engine_label = f"GAN Studio engine ({'bf16, ' if trainer.bf16 else ''}{layout})"
     peak = peak_flops(device)
     print(f"{'loop':<56} {'img/s':>10} {'GFLOP/img':>9} {'TFLOP/s':>9} {'MFU':>7} {'peak MiB':>9}")
     print(row("PyTorch example (ImageFolder+DataLoader, fp32)", example, flops, peak, None))
-    print(row("GAN Studio engine", ours, flops, peak, peak_bytes))
+    print(row(engine_label, ours, flops, peak, peak_bytes))
     print(f"ratio engine/example: {ours / example:.2f}x")
     if args.zoo:
         print(f"\nevery zoo model, GAN Studio engine, {args.zoo_seconds:.0f} s each:")
