@@ -123,11 +123,16 @@ def engine_loop(folder: Path, device: torch.device, ngf: int, batch: int, second
     return trainer, measure(trainer, seconds)
 
 
+def setup(trainer: Trainer) -> str:
+    """The precision and memory format ``trainer`` chose, e.g. 'bf16, channels_last'."""
+    return f"{'bf16' if trainer.bf16 else 'fp32'}, {'channels_last' if trainer.channels_last else 'contiguous'}"
+
+
 def row(name: str, img_per_sec: float, flops: float, peak: float | None, peak_bytes: int | None) -> str:
     achieved = img_per_sec * flops
     mfu = f"{achieved / peak:.1%}" if peak else "n/a"
     memory = f"{peak_bytes / 2**20:.0f}" if peak_bytes is not None else "n/a"
-    return f"{name:<56} {img_per_sec:>10.1f} {flops / 1e9:>9.2f} {achieved / 1e12:>9.2f} {mfu:>7} {memory:>9}"
+    return f"{name:<72} {img_per_sec:>10.1f} {flops / 1e9:>9.2f} {achieved / 1e12:>9.2f} {mfu:>7} {memory:>9}"
 
 
 def zoo_rows(device: torch.device, seconds: float, batch: int | None) -> list[str]:
@@ -142,7 +147,7 @@ def zoo_rows(device: torch.device, seconds: float, batch: int | None) -> list[st
             config.train.batch_size = batch
         trainer = Trainer(config, Path(tempfile.mkdtemp(prefix=f"bench-speed-{model}-")))
         img_per_sec, flops, peak_bytes = measure(trainer, seconds)
-        label = f"{model} ({RECIPES[model]}, batch {config.train.batch_size})"
+        label = f"{model} ({RECIPES[model]}, batch {config.train.batch_size}, {setup(trainer)})"
         rows.append(row(label, img_per_sec, flops, peak_flops(device), peak_bytes))
         del trainer
         if device.type == "cuda":
@@ -170,10 +175,9 @@ def main() -> None:
           f"{args.seconds:.0f} s each")
     example = example_loop(folder, device, args.ngf, args.batch_size, args.seconds, args.workers)
     trainer, (ours, flops, peak_bytes) = engine_loop(folder, device, args.ngf, args.batch_size, args.seconds)
-    layout = "channels_last" if trainer.channels_last else "contiguous"
-    engine_label = f"GAN Studio engine ({'bf16, ' if trainer.bf16 else ''}{layout})"
+    engine_label = f"GAN Studio engine ({setup(trainer)})"
     peak = peak_flops(device)
-    print(f"{'loop':<56} {'img/s':>10} {'GFLOP/img':>9} {'TFLOP/s':>9} {'MFU':>7} {'peak MiB':>9}")
+    print(f"{'loop':<72} {'img/s':>10} {'GFLOP/img':>9} {'TFLOP/s':>9} {'MFU':>7} {'peak MiB':>9}")
     print(row("PyTorch example (ImageFolder+DataLoader, fp32)", example, flops, peak, None))
     print(row(engine_label, ours, flops, peak, peak_bytes))
     print(f"ratio engine/example: {ours / example:.2f}x")
