@@ -97,7 +97,7 @@ def test_layout_changes_speed_not_what_is_learned(tmp_path):
 
 def test_deterministic_runs_are_not_timed_and_bad_settings_are_config_errors(tmp_path, monkeypatch):
     channels_last_faster = {torch.contiguous_format: 1.0, torch.channels_last: 0.5}
-    monkeypatch.setattr(layout, "_step_seconds", lambda *args: channels_last_faster[args[-1]])
+    monkeypatch.setattr(layout, "_timed_layouts", lambda *args: channels_last_faster)
     assert Trainer(tiny_config(), tmp_path / "timed").channels_last
     assert not Trainer(tiny_config(deterministic=True), tmp_path / "a").channels_last
     with pytest.raises(ConfigError, match="train.memory_format"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
+import statistics
 import time
 import torch
 from torch import nn
@@ -39,31 +39,42 @@ def wants_channels_last(setting: str, device: torch.device, generator: nn.Module
     if key not in _decided:
         z = torch.randn(batch, latent_dim, generator=torch.Generator().manual_seed(0)).to(device)
         labels = torch.zeros(batch, dtype=torch.long, device=device)
-        contiguous, last = (_step_seconds(generator, discriminator, z, labels, judges_images, fmt)
-                            for fmt in (torch.contiguous_format, torch.channels_last))
+        seconds = _timed_layouts(generator, discriminator, z, labels, judges_images)
+        contiguous, last = seconds[torch.contiguous_format], seconds[torch.channels_last]
         _decided[key] = last < MARGIN * contiguous
         log.info("memory format: %s (G+D forward/backward %.0f ms contiguous, %.0f ms channels_last)",
                  "channels_last" if _decided[key] else "contiguous", contiguous * 1e3, last * 1e3)
     return _decided[key]
 
 
-def _step_seconds(generator: nn.Module, discriminator: nn.Module, z: torch.Tensor, labels: torch.Tensor,
-                  judges_images: bool, memory_format: torch.memory_format, repeats: int = 2) -> float:
-    """Best time of ``repeats`` G and D forward/backward passes on copies in ``memory_format``,
-    after one warm-up; the originals, their gradients and the global RNG stay untouched."""
+def _timed_layouts(generator: nn.Module, discriminator: nn.Module, z: torch.Tensor, labels: torch.Tensor,
+                   judges_images: bool, rounds: int = 4) -> dict[torch.memory_format, float]:
+    """Median time per layout of G and D forward/backward passes on copies of the networks, the
+    layouts taking turns (so a burst of other load slows both) after one warm-up each; the originals,
+    their gradients and the global RNG stay untouched."""
+    passes = {fmt: _one_pass(generator, discriminator, z, labels, judges_images, fmt)
+              for fmt in (torch.contiguous_format, torch.channels_last)}
+    seconds: dict[torch.memory_format, list[float]] = {fmt: [] for fmt in passes}
+    with torch.random.fork_rng(devices=[]):
+        for _ in range(rounds + 1):
+            for fmt, run in passes.items():
+                start = time.perf_counter()
+                run()
+                seconds[fmt].append(time.perf_counter() - start)
+    return {fmt: statistics.median(times[1:]) for fmt, times in seconds.items()}
+
+
+def _one_pass(generator: nn.Module, discriminator: nn.Module, z: torch.Tensor, labels: torch.Tensor,
+              judges_images: bool, memory_format: torch.memory_format) -> Callable[[], None]:
+    """A forward/backward as in a training step (D on fixed images, then D on G's images for G) on
+    copies of G and D in ``memory_format``."""
     g, d = (copy.deepcopy(m).to(memory_format=memory_format) for m in (generator, discriminator))
 
-    def run() -> torch.Tensor:  # as in a training step: D on fixed images, then D on G's images for G
+    def run() -> None:
         images = g(z, labels)
-        if not judges_images:
-            return images
-        return d(images.detach(), labels).float().mean() + d(images, labels).float().mean()
+        loss = images.float().mean()
+        if judges_images:
+            loss = d(images.detach(), labels).float().mean() + d(images, labels).float().mean()
+        loss.backward()
 
-    best = math.inf
-    with torch.random.fork_rng(devices=[]):
-        for attempt in range(repeats + 1):
-            start = time.perf_counter()
-            run().float().mean().backward()
-            if attempt:
-                best = min(best, time.perf_counter() - start)
-    return best
+    return run
