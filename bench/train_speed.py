@@ -4,7 +4,7 @@ The example decodes JPEGs with an ImageFolder + DataLoader (worker processes) ev
 PyTorch DCGAN example does; the engine trains from its uint8 dataset resident on the device.
 
     python bench/train_speed.py [--seconds 30] [--device auto] [--ngf 64] [--batch-size 64] [--source-size 64]
-                                [--zoo [--zoo-seconds 10] [--zoo-batch-size N]]
+                                [--rounds 1] [--compile default,reduce-overhead] [--zoo [--zoo-seconds 10] [--zoo-batch-size N]]
 
 With --zoo it then measures every model of the zoo the same way (img/s, training FLOPs per image,
 MFU against the GPU's bf16 peak, peak memory), so one command prints all of the speed numbers.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -91,13 +92,14 @@ def example_loop(folder: Path, device: torch.device, ngf: int, batch: int, secon
                 return images / (time.perf_counter() - start)
 
 
-def measure(trainer: Trainer, seconds: float) -> tuple[float, float, int | None]:
-    """img/s of ``trainer`` over ``seconds`` after 3 warm-up steps, its training FLOPs per image and
-    peak CUDA memory (None on a CPU)."""
+def measure(trainer: Trainer, seconds: float, flops: float | None = None) -> tuple[float, float, int | None]:
+    """img/s of ``trainer`` over ``seconds`` after 3 warm-up steps (compilation, autotuning), its
+    training FLOPs per image (counted unless given) and peak CUDA memory (None on a CPU)."""
     device, batch = trainer.device, trainer.config.train.batch_size
     for _ in range(3):
         trainer.train_step()
-    flops = training_flops_per_image(trainer)
+    if flops is None:
+        flops = training_flops_per_image(trainer)
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats(device)
@@ -113,14 +115,15 @@ def measure(trainer: Trainer, seconds: float) -> tuple[float, float, int | None]
     return images / (time.perf_counter() - start), flops, peak
 
 
-def engine_loop(folder: Path, device: torch.device, ngf: int, batch: int, seconds: float
-                ) -> tuple[Trainer, tuple[float, float, int | None]]:
+def engine_loop(folder: Path, device: torch.device, ngf: int, batch: int, seconds: float, compile: str = "off",
+                flops: float | None = None) -> tuple[Trainer, tuple[float, float, int | None]]:
     """This engine's Trainer on the same folder (decoded once into its uint8 cache), with its defaults
-    (bf16 and channels_last on CUDA; on a CPU the memory format it timed as faster), and its numbers."""
+    (bf16 and channels_last on CUDA; on a CPU the memory format it timed as faster) and train.compile
+    set to ``compile``, and its numbers."""
     config = Config(data=DataConfig(str(folder), 64, flip=False), model=ModelConfig("dcgan", {"ngf": ngf, "ndf": ngf}),
-                    train=TrainConfig(batch_size=batch, device=str(device)))
+                    train=TrainConfig(batch_size=batch, device=str(device), compile=compile))
     trainer = Trainer(config, Path(tempfile.mkdtemp(prefix="bench-run-")))
-    return trainer, measure(trainer, seconds)
+    return trainer, measure(trainer, seconds, flops)
 
 
 def setup(trainer: Trainer) -> str:
@@ -164,6 +167,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
     parser.add_argument("--source-size", type=int, default=64, choices=[64, 128, 256],
                         help="size of the JPEGs on disk (64: the AFHQ cats when present)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="alternate example and engine this many times and report the medians (noisy machines)")
+    parser.add_argument("--compile", default="", help="also measure the engine with these train.compile modes "
+                        "(comma-separated: default, reduce-overhead (CUDA graphs), max-autotune)")
     parser.add_argument("--zoo", action="store_true", help="also measure every zoo model (img/s, FLOPs, MFU, memory)")
     parser.add_argument("--zoo-seconds", type=float, default=10.0)
     parser.add_argument("--zoo-batch-size", type=int, help="batch for the zoo models (default: their recipes')")
@@ -173,14 +180,29 @@ def main() -> None:
     print(f"device: {device_summary(args.device)}; torch {torch.__version__}; threads {torch.get_num_threads()}")
     print(f"data: {folder} ({args.source_size} px JPEGs); DCGAN-64 ngf=ndf={args.ngf}, batch {args.batch_size}, "
           f"{args.seconds:.0f} s each")
-    example = example_loop(folder, device, args.ngf, args.batch_size, args.seconds, args.workers)
+    examples = [example_loop(folder, device, args.ngf, args.batch_size, args.seconds, args.workers)]
     trainer, (ours, flops, peak_bytes) = engine_loop(folder, device, args.ngf, args.batch_size, args.seconds)
+    engines = [ours]
+    for _ in range(args.rounds - 1):
+        examples.append(example_loop(folder, device, args.ngf, args.batch_size, args.seconds, args.workers))
+        engines.append(measure(trainer, args.seconds, flops)[0])
+    example, ours = statistics.median(examples), statistics.median(engines)
     engine_label = f"GAN Studio engine ({setup(trainer)})"
     peak = peak_flops(device)
     print(f"{'loop':<72} {'img/s':>10} {'GFLOP/img':>9} {'TFLOP/s':>9} {'MFU':>7} {'peak MiB':>9}")
     print(row("PyTorch example (ImageFolder+DataLoader, fp32)", example, flops, peak, None))
     print(row(engine_label, ours, flops, peak, peak_bytes))
     print(f"ratio engine/example: {ours / example:.2f}x")
+    if args.rounds > 1:
+        print(f"medians of {args.rounds} alternating rounds; per round, example / engine img/s (ratio): "
+              + ", ".join(f"{e:.1f} / {o:.1f} ({o / e:.2f}x)" for e, o in zip(examples, engines)))
+    for mode in filter(None, args.compile.split(",")):
+        start = time.perf_counter()
+        compiled, (speed, _, compiled_peak) = engine_loop(folder, device, args.ngf, args.batch_size, args.seconds,
+                                                          mode, flops)
+        ready = time.perf_counter() - start - args.seconds
+        print(row(f"GAN Studio engine, compile={mode} ({setup(compiled)}; {ready:.0f} s to build and compile)",
+                  speed, flops, peak, compiled_peak))
     if args.zoo:
         print(f"\nevery zoo model, GAN Studio engine, {args.zoo_seconds:.0f} s each:")
         print("\n".join(zoo_rows(device, args.zoo_seconds, args.zoo_batch_size)))
