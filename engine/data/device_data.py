@@ -82,7 +82,9 @@ class DeviceDataset:
                 images, labels = self._resident(held.numpy())
                 slots = torch.searchsorted(held, perm).clamp(max=max(len(held) - 1, 0))
             self._shards = {e: shard for e, shard in self._shards.items() if e >= epoch - 1}
-            self._shards[epoch] = (images, labels, slots.to(images.device))
+            if images.device.type == "cuda":  # from pinned memory: the copy does not wait for the GPU
+                slots = slots.pin_memory().to(images.device, non_blocking=True)
+            self._shards[epoch] = (images, labels, slots)
         return self._shards[epoch]
 
     def take(self, global_batch: int, channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
