@@ -48,20 +48,26 @@ def wants_channels_last(setting: str, device: torch.device, generator: nn.Module
 
 
 def _timed_layouts(generator: nn.Module, discriminator: nn.Module, z: torch.Tensor, labels: torch.Tensor,
-                   judges_images: bool, rounds: int = 4) -> dict[torch.memory_format, float]:
-    """Median time per layout of G and D forward/backward passes on copies of the networks, the
-    layouts taking turns (so a burst of other load slows both) after one warm-up each; the originals,
-    their gradients and the global RNG stay untouched."""
+                   judges_images: bool, rounds: int = 4, budget: float = 5.0) -> dict[torch.memory_format, float]:
+    """Median time per layout of G and D forward/backward passes on copies of the networks: one warm-up
+    each, then rounds in which the layouts take turns (so a burst of other load slows both), up to
+    ``rounds`` or until ``budget`` seconds have passed (at least one round). The originals, their
+    gradients and the global RNG stay untouched."""
     passes = {fmt: _one_pass(generator, discriminator, z, labels, judges_images, fmt)
               for fmt in (torch.contiguous_format, torch.channels_last)}
     seconds: dict[torch.memory_format, list[float]] = {fmt: [] for fmt in passes}
+    began = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
-        for _ in range(rounds + 1):
+        for run in passes.values():
+            run()
+        while len(seconds[torch.contiguous_format]) < rounds:
             for fmt, run in passes.items():
                 start = time.perf_counter()
                 run()
                 seconds[fmt].append(time.perf_counter() - start)
-    return {fmt: statistics.median(times[1:]) for fmt, times in seconds.items()}
+            if time.perf_counter() - began > budget:
+                break
+    return {fmt: statistics.median(times) for fmt, times in seconds.items()}
 
 
 def _one_pass(generator: nn.Module, discriminator: nn.Module, z: torch.Tensor, labels: torch.Tensor,
