@@ -2,8 +2,8 @@
 
 On CUDA channels_last is what bf16 tensor-core convolutions want. On a CPU it depends on the
 layers and the batch (oneDNN's transposed convolutions on small feature maps are much faster in
-channels_last; other nets lose a little), so "auto" times a G and D forward/backward in both
-layouts once and keeps the faster.
+channels_last; other nets lose a little), so "auto" times G and D forward/backward passes in
+both layouts once per run and keeps the faster.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import copy
 import logging
 import statistics
 import time
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
