@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from studio.settings import read_only
+from studio.settings import FAVICON, read_only
 
-st.set_page_config(page_title="GAN Studio", page_icon=":material/face:", layout="wide")
+st.set_page_config(page_title="GAN Studio", page_icon=str(FAVICON), layout="wide")
 st.set_option("client.showErrorDetails", "none")  # last resort: pages explain problems themselves
 train = st.Page("studio/pages/train.py", title="Train", icon=":material/model_training:", default=not read_only())
 explore = st.Page("studio/pages/explore.py", title="Explore", icon=":material/explore:", default=read_only())

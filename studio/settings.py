@@ -7,6 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CHECKPOINT = ROOT / "checkpoints" / "demo-faces64"
+FAVICON = ROOT / "studio" / "assets" / "favicon.png"  # shipped: a Material icon favicon is fetched from a CDN
 LIVE_REFRESH_SECONDS = 2.0
 
 
