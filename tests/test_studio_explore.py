@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import shutil
 import time
 from pathlib import Path
 
 import pytest
+from streamlit.elements.lib import policies
 from streamlit.testing.v1 import AppTest
 
 from studio.settings import DEMO_CHECKPOINT
@@ -79,11 +82,56 @@ def test_latent_direction_sliders_edit_the_sample(at: AppTest) -> None:
     assert next(image.value[0] for image in at.image if image.captions[0] == "Edited") != edited
 
 
+def test_reset_sliders_logs_no_session_state_warning(at: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    warnings: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: warnings.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger(policies.__name__)
+    monkeypatch.setattr(policies, "_shown_default_value_warning", False)  # Streamlit warns once per process
+    logger.addHandler(handler)
+    try:
+        open_tab(at, "Directions")
+        at.slider(key="edit:d1").set_value(3.0).run()
+        next(b for b in at.button if b.label == "Reset sliders").click().run()
+    finally:
+        logger.removeHandler(handler)
+    assert not at.exception, at.exception
+    assert at.slider(key="edit:d1").value == 0.0
+    assert not [w for w in warnings if "Session State" in w], warnings
+
+
 def test_real_versus_generated_and_nearest_training_images(at: AppTest) -> None:
     open_tab(at, "Real vs generated")
     captions = [c for image in at.image for c in image.captions]
     assert "Real" in captions and "Generated" in captions
     assert sum(c.startswith("#") for c in captions) == 6  # six nearest neighbours with their distances
+
+
+def test_links_name_the_generator_by_its_stable_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.train import Trainer
+    from tests.conftest import tiny_config
+
+    runs = tmp_path / "runs"
+    Trainer(tiny_config(max_steps=2), runs / "faces-run").train()
+    monkeypatch.setenv("GAN_STUDIO_RUNS", str(runs))
+    app = AppTest.from_file(APP, default_timeout=180)
+    app.query_params["gen"] = "faces-run"  # a link by run name opens that run
+    app.switch_page("studio/pages/explore.py").run()
+    assert not app.exception, app.exception
+    assert app.selectbox(key="gen").value == "faces-run"
+    assert app.query_params["gen"] == "faces-run"
+
+    checkpoints = runs / "faces-run" / "checkpoints"
+    latest = sorted(checkpoints.glob("ckpt_*.json"))[-1]
+    shutil.copy(latest, checkpoints / "ckpt_00009999.json")  # a newer checkpoint changes the label
+    app.run()
+    assert app.selectbox(key="gen").value == "faces-run"
+    assert any("step 9,999" in option for option in app.selectbox(key="gen").options)
+    assert app.query_params["gen"] == "faces-run"
+
+    app.selectbox(key="gen").set_value("demo").run()
+    assert app.query_params["gen"] == "demo"
+    assert any("1,000,064 images" in c.value for c in app.caption)
 
 
 def test_class_selector_for_a_conditional_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

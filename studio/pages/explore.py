@@ -24,12 +24,23 @@ def pick_source() -> generators.Source | None:
         st.info("There is no generator to explore yet: train one on the **Train** page.")
         return None
     by_key = {s.key: s for s in found}
-    if st.session_state.get("gen") not in by_key and st.query_params.get("gen") not in by_key:
+    linked = st.query_params.get("gen")
+    if linked in by_key:
+        st.session_state["gen"] = linked
+    elif st.session_state.get("gen") not in by_key:
         st.session_state["gen"] = found[0].key
     key = st.selectbox("Generator", list(by_key), format_func=lambda k: by_key[k].label, key="gen",
-                       bind="query-params", persist_state="session",
+                       on_change=link_generator, persist_state="session",
                        help="The shipped demo, or the latest checkpoint of any run (running ones too).")
+    st.query_params["gen"] = key
     return by_key[key]
+
+
+def link_generator() -> None:
+    """Selectbox callback: the URL names the chosen generator by its stable key (run name, demo, hf:owner/name).
+
+    Bound to the URL, the selectbox would store its label, which changes with every checkpoint."""
+    st.query_params["gen"] = st.session_state["gen"]
 
 
 def set_state(**values: object) -> None:
@@ -109,7 +120,9 @@ def directions_tab(src: generators.Source, version: str, truncation: float, labe
     _, strengths = generators.directions(src.path, version, DIRECTIONS)
     controls, result = st.columns([3, 2])
     with controls:
-        offsets = tuple(st.slider(f"Direction {i + 1} (strength {strengths[i]:.2f})", -6.0, 6.0, 0.0, 0.5,
+        for i in range(len(strengths)):  # values live in session state only: Reset sets them there
+            st.session_state.setdefault(f"edit:d{i}", 0.0)
+        offsets = tuple(st.slider(f"Direction {i + 1} (strength {strengths[i]:.2f})", -6.0, 6.0, step=0.5,
                                   key=f"edit:d{i}") for i in range(len(strengths)))
     image = generators.edited(src.path, version, seed, offsets, truncation, label, DIRECTIONS)
     original = cache.samples(src.path, version, (seed,), truncation, label)[0]
