@@ -1,8 +1,12 @@
-"""Plotly figures for training curves: one run's losses, its metrics, and several runs overlaid."""
+"""Plotly figures for training curves: one run's losses, its metrics, and several runs overlaid.
+
+One run's curves can be drawn against wall-clock time, steps or images seen, and smoothed with a
+debiased exponential moving average (TensorBoard's smoothing slider).
+"""
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -13,7 +17,11 @@ LOSS_SERIES = (("loss_g", "G loss"), ("loss_d", "D loss"), ("d_aux", "D self-sup
 D_SERIES = (("d_real", "D(x)"), ("d_fake", "D(G(z))"))
 AUTOENCODER_LOSS_SERIES = (("loss_g", "Autoencoder loss"), ("recon", "Reconstruction"), ("loss_d", "Latent D loss"))
 AUTOENCODER_D_SERIES = (("d_real", "D(prior z)"), ("d_fake", "D(E(x))"))
+BOOKKEEPING = ("kind", "live", "step", "images", "time", "wall")
+AXES = {"time": "minutes (wall clock)", "step": "step", "images": "thousand images seen"}
 _HEIGHT = 320
+_RAW_OPACITY = 0.3  # the unsmoothed curve, drawn faintly behind the smoothed one
+PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880")
 
 
 def train_records(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -25,12 +33,20 @@ def eval_records(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]
 
 
 def metric_names(records: Iterable[Mapping[str, Any]]) -> list[str]:
-    """Metric columns of eval lines (everything but the bookkeeping fields)."""
+    """Metric columns of eval lines (everything but the bookkeeping fields and flags)."""
     names: dict[str, None] = {}
     for r in eval_records(records):
-        names.update({k: None for k, v in r.items()
-                      if k not in ("kind", "step", "images", "time") and isinstance(v, (int, float))})
+        names.update({k: None for k, v in r.items() if k not in BOOKKEEPING and _is_number(v)})
     return list(names)
+
+
+def metric_series(records: Iterable[Mapping[str, Any]]) -> list[tuple[str, bool]]:
+    """(metric key, live) pairs: the live metric first, then the periodic evaluations' metrics."""
+    found: dict[tuple[str, bool], None] = {}
+    for r in eval_records(records):
+        live = bool(r.get("live"))
+        found.update({(k, live): None for k, v in r.items() if k not in BOOKKEEPING and _is_number(v)})
+    return sorted(found, key=lambda series: not series[1])
 
 
 def metric_label(key: str) -> str:
@@ -41,36 +57,90 @@ def metric_label(key: str) -> str:
         return key
 
 
-def loss_figure(records: list[Mapping[str, Any]], revision: str) -> go.Figure:
+def ema_smooth(values: Sequence[float], weight: float) -> list[float]:
+    """TensorBoard's smoothing: an exponential moving average with weight ``weight`` (0 = none, < 1),
+    debiased so that the first points are not pulled towards zero."""
+    if not 0.0 <= weight < 1.0:
+        raise ValueError(f"smoothing weight must be in [0, 1), got {weight}")
+    smoothed, average = [], 0.0
+    for n, value in enumerate(values, start=1):
+        average = weight * average + (1.0 - weight) * value
+        smoothed.append(average / (1.0 - weight**n))
+    return smoothed
+
+
+def x_values(points: Sequence[Mapping[str, Any]], axis: str, train: Sequence[Mapping[str, Any]] = ()) -> list[float]:
+    """Where each record lies on ``axis`` (a key of AXES). On the time axis a record without "wall"
+    (an evaluation line) is placed by its training time plus the wall-clock overhead of the last
+    training line logged before it."""
+    if axis == "step":
+        return [r["step"] for r in points]
+    if axis == "images":
+        return [r["images"] / 1000 for r in points]
+    if axis != "time":
+        raise ValueError(f"unknown axis {axis!r}: use one of {', '.join(AXES)}")
+    return [_wall_seconds(r, train) / 60 for r in points]
+
+
+def _wall_seconds(record: Mapping[str, Any], train: Sequence[Mapping[str, Any]]) -> float:
+    if "wall" in record:
+        return record["wall"]
+    before = [r for r in train if "wall" in r and r["step"] <= record["step"]]
+    overhead = before[-1]["wall"] - before[-1]["time"] if before else 0.0
+    return record["time"] + overhead
+
+
+def loss_figure(records: list[Mapping[str, Any]], revision: str, axis: str = "step", smoothing: float = 0.0
+                ) -> go.Figure:
     """G/D losses (left) and the discriminator's outputs on real and generated images (right)."""
     train = train_records(records)
-    steps = [r["step"] for r in train]
+    xs = x_values(train, axis, train)
     autoencoder = any("recon" in r for r in train)
     panels = (AUTOENCODER_LOSS_SERIES, AUTOENCODER_D_SERIES) if autoencoder else (LOSS_SERIES, D_SERIES)
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Losses", "Latent discriminator outputs" if autoencoder
                                                         else "Discriminator outputs"), horizontal_spacing=0.08)
+    drawn = 0
     for col, series in enumerate(panels, start=1):
         for key, label in series:
-            if not any(key in r for r in train):
-                continue
-            fig.add_trace(go.Scatter(x=steps, y=[r.get(key) for r in train], name=label, mode="lines"),
-                          row=1, col=col)
-        fig.update_xaxes(title_text="step", row=1, col=col)
+            points = [(x, r[key]) for x, r in zip(xs, train) if key in r]
+            if points:
+                _add_curve(fig, points, label, smoothing, col, "lines", PALETTE[drawn % len(PALETTE)])
+                drawn += 1
+        fig.update_xaxes(title_text=AXES[axis], row=1, col=col)
     return _styled(fig, revision)
 
 
-def metric_figure(records: list[Mapping[str, Any]], revision: str) -> go.Figure:
-    """Each evaluation metric against the images seen, in its own panel (their scales differ)."""
-    evals = eval_records(records)
-    names = metric_names(records)
-    fig = make_subplots(rows=1, cols=max(1, len(names)), subplot_titles=[metric_label(n) for n in names] or None,
-                        horizontal_spacing=0.08)
-    for col, name in enumerate(names, start=1):
-        points = [(r["images"] / 1000, r[name]) for r in evals if name in r]
-        fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], name=metric_label(name),
-                                 mode="lines+markers", showlegend=False), row=1, col=col)
-        fig.update_xaxes(title_text="thousand images seen", row=1, col=col)
+def metric_figure(records: list[Mapping[str, Any]], revision: str, axis: str = "images", smoothing: float = 0.0
+                  ) -> go.Figure:
+    """Each metric in its own panel (their scales differ): the live metric, then periodic evaluations."""
+    evals, train = eval_records(records), train_records(records)
+    series = metric_series(records)
+    titles = [_series_title(key, live) for key, live in series]
+    fig = make_subplots(rows=1, cols=max(1, len(series)), subplot_titles=titles or None, horizontal_spacing=0.08)
+    for col, (key, live) in enumerate(series, start=1):
+        chosen = [r for r in evals if bool(r.get("live")) == live and _is_number(r.get(key))]
+        points = list(zip(x_values(chosen, axis, train), (r[key] for r in chosen)))
+        _add_curve(fig, points, titles[col - 1], smoothing, col, "lines+markers", PALETTE[(col - 1) % len(PALETTE)],
+                   legend=False)
+        fig.update_xaxes(title_text=AXES[axis], row=1, col=col)
     return _styled(fig, revision)
+
+
+def _series_title(key: str, live: bool) -> str:
+    label = metric_label(key)
+    return f"{label} (live, lower is better)" if live else label
+
+
+def _add_curve(fig: go.Figure, points: list[tuple[float, float]], label: str, smoothing: float, col: int,
+               mode: str, colour: str, legend: bool = True) -> None:
+    """One series; when smoothed, the raw curve stays visible behind it, faint (as in TensorBoard)."""
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    if smoothing > 0:
+        fig.add_trace(go.Scatter(x=xs, y=ys, name=label, mode="lines", opacity=_RAW_OPACITY, showlegend=False,
+                                 hoverinfo="skip", legendgroup=label, line_color=colour), row=1, col=col)
+        ys = ema_smooth(ys, smoothing)
+    fig.add_trace(go.Scatter(x=xs, y=ys, name=label, mode=mode, showlegend=legend, legendgroup=label,
+                             line_color=colour, marker_color=colour), row=1, col=col)
 
 
 def overlay_figure(runs: Mapping[str, list[Mapping[str, Any]]], key: str, label: str, kind: str = "train"
@@ -84,6 +154,10 @@ def overlay_figure(runs: Mapping[str, list[Mapping[str, Any]]], key: str, label:
     fig.update_xaxes(title_text="thousand images seen")
     fig.update_layout(title=label)
     return _styled(fig, "overlay")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _styled(fig: go.Figure, revision: str) -> go.Figure:

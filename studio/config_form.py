@@ -1,7 +1,7 @@
 """The model and hyper-parameter form of the Train page: widgets in, a validated engine Config out.
 
 Widget values live in ``st.session_state`` under ``cfg:<dotted key>`` (and ``opt:<model>:<name>`` for
-model options), so a preset or the device's suggested config can fill the whole form at once.
+model options), so a recipe, sized for this device, can fill the whole form at once.
 """
 
 from __future__ import annotations
@@ -14,8 +14,12 @@ import streamlit as st
 
 import engine
 from engine.config import update_from_dotted
+from studio.monitor import plural
 
 AUGMENTS = ("color", "translation", "cutout")
+LONGER_UNITS = ("minutes", "steps")
+SIZE_LABELS = {"auto": "Auto", "cpu": "CPU", "small-gpu": "Small GPU", "large-gpu": "Large GPU",
+               "source": "Source"}
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,7 @@ class Field:
 
 
 BASIC = (
-    Field("train.batch_size", "Batch size", "Images per step.", min_value=1),
+    Field("train.batch_size", "Batch size", "Images per step.", min_value=None),
     Field("train.max_steps", "Stop after steps", "0 trains until you press Stop (or another limit).",
           min_value=0),
     Field("train.max_seconds", "Stop after minutes", "0 = no time limit.", min_value=0.0, step=1.0,
@@ -67,6 +71,8 @@ ADVANCED = (
     Field("metrics.names", "Metrics", "SWD needs no download; FID, KID, IS and precision/recall use "
           "the Inception-v3 weights.", options=("swd", "fid", "kid", "is", "pr", "nn")),
     Field("metrics.num_samples", "Generated images per evaluation", min_value=10, step=500),
+    Field("metrics.live_samples", "Live metric samples", "Generated images of the live SWD plotted on this page "
+          "(0 = off); it is measured as often as keeps it within 5 % of the training time.", step=64),
     Field("metrics.best_metric", "Keep the best checkpoint by",
           options=("swd", "fid", "kid", "is", "precision", "recall")),
     Field("metrics.inception_weights", "Inception weights file (offline machines)",
@@ -97,9 +103,49 @@ def fill(config: engine.Config) -> None:
     st.session_state["cfg:base"] = config
 
 
-def _apply_preset() -> None:
-    name = st.session_state["cfg:preset"]
-    fill(engine.preset(name) if name in engine.PRESETS else engine.suggested_config(engine.detect_device()))
+def _apply_recipe() -> None:
+    """Fill the form with the chosen recipe at the chosen size, and remember the sentence saying which."""
+    size = st.session_state.get("cfg:size") or "auto"
+    config, note = engine.recipe(st.session_state["cfg:preset"], engine.detect_device(), size)
+    fill(config)
+    st.session_state["cfg:size-note"] = note
+
+
+def device_word(device_class: str) -> str:
+    """'CPU' or 'GPU': what the user calls the device of this class."""
+    return "CPU" if device_class == "cpu" else "GPU"
+
+
+def recipe_choice() -> None:
+    """The Recipe (this device's recommended one first) and its Size; changing either refills the form."""
+    device = engine.detect_device()
+    recommended, word = engine.recommended(device), device_word(engine.device_class(device))
+    if "cfg:base" not in st.session_state:  # first visit: the recommended recipe at this device's size
+        st.session_state["cfg:preset"], st.session_state["cfg:size"] = recommended, "auto"
+        _apply_recipe()
+    names = [recommended, *(n for n in engine.PRESETS if n != recommended)]
+    st.selectbox("Recipe", names, key="cfg:preset", on_change=_apply_recipe, persist_state="session",
+                 format_func=lambda n: f"{n} · Recommended for this {word}" if n == recommended else n,
+                 help=f"Recommended: the recipe that shows the best images per minute on this {word}. Every "
+                      "recipe is sized for this device unless you choose another size.")
+    st.segmented_control("Size", list(SIZE_LABELS), key="cfg:size", required=True, on_change=_apply_recipe,
+                         format_func=lambda s: f"Auto ({word})" if s == "auto" else SIZE_LABELS[s],
+                         persist_state="session",
+                         help="Widths, batch and resolution of the recipe: Auto fits this device; Source is the "
+                              "recipe as published (made for a large GPU).")
+    st.caption(st.session_state.get("cfg:size-note", ""))
+
+
+def batch_problem(batch_size: int, dataset_size: int | None) -> tuple[str | None, str | None]:
+    """(error, warning) about the batch size: an error when it is not positive, a warning when it is
+    larger than the dataset (``dataset_size`` None when unknown)."""
+    if batch_size < 1:
+        return (f"The batch size must be at least 1 image per step (it is {batch_size:,}): enter a positive "
+                "number."), None
+    if dataset_size is not None and batch_size > dataset_size:
+        return None, (f"The batch size ({batch_size:,}) is larger than the dataset ({plural(dataset_size, 'image')}): "
+                      "every step shows some images twice. A batch of at most the dataset's size is usual.")
+    return None, None
 
 
 def _widget(f: Field) -> Any:
@@ -138,12 +184,7 @@ def _option_widget(info: engine.ModelInfo, name: str, default: Any) -> Any:
 
 def config_form(spec: str) -> engine.Config:
     """Render the form and return the Config it describes, training on dataset ``spec``."""
-    if "cfg:base" not in st.session_state:
-        fill(engine.suggested_config(engine.detect_device()))
-    presets = ["Suggested for this device", *engine.PRESETS]
-    st.selectbox("Recipe", presets, key="cfg:preset", on_change=_apply_preset, persist_state="session",
-                 help="Suggested: small and quick on this device. The others reproduce the source "
-                      "projects' recipes (slow without a GPU).")
+    recipe_choice()
     models = {m.name: m for m in engine.list_models()}
     name = st.selectbox("Model", list(models), key="cfg:model.name", persist_state="session")
     info = models[name]
@@ -169,6 +210,20 @@ def config_form(spec: str) -> engine.Config:
     for f in BASIC + ADVANCED:
         update_from_dotted(config, f.key, f.from_widget(values[f.key]))
     return config
+
+
+def longer(config: engine.Config, step: int, train_seconds: float, unit: str, amount: int) -> engine.Config:
+    """``config`` with its limit raised ``amount`` minutes or steps past where the run finished (the
+    other limits lifted, so the one chosen is the one that ends it)."""
+    raised = copy.deepcopy(config)
+    raised.train.max_images = 0
+    if unit == "steps":
+        raised.train.max_steps, raised.train.max_seconds = step + amount, 0.0
+    elif unit == "minutes":
+        raised.train.max_steps, raised.train.max_seconds = 0, train_seconds + amount * 60.0
+    else:
+        raise ValueError(f"unit must be one of {', '.join(LONGER_UNITS)}, not {unit!r}")
+    return raised
 
 
 def _widget_in(column: Any, f: Field) -> Any:

@@ -1,19 +1,25 @@
-"""The live view of one run: progress, curves, progress grids and errors, refreshed while it trains."""
+"""The live view of one run: progress, generated next to real images, quality and loss curves, the
+worker's log and errors, refreshed while it trains."""
 
 from __future__ import annotations
 
+import math
+import time
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
 import engine
-from studio import charts
-from studio.errors import guarded
-from studio.imaging import animation, read_image
+from studio import cache, charts
+from studio.errors import explain, guarded
+from studio.imaging import animation, image_grid, read_image
 from studio.settings import LIVE_REFRESH_SECONDS
 
 LIVE_STATES = ("starting", "running")
 MAX_FRAMES = 60  # of a progress animation
+LOG_LINES = 40  # of the worker's log shown on the page
+LOG_TAIL_BYTES = 64 * 1024
 STATE_BADGES = {"starting": ("Starting", "blue"), "running": ("Training", "green"), "stopped": ("Stopped", "gray"),
                 "finished": ("Finished", "violet"), "failed": ("Failed", "red"), "unknown": ("Unknown", "gray")}
 
@@ -28,6 +34,50 @@ def duration(seconds: float | None) -> str:
     if hours:
         return f"{hours} h {minutes:02d} min"
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def noun(count: int, singular: str, plural_form: str | None = None) -> str:
+    """The noun in the number ``count`` asks for: 'class' for 1, 'classes' otherwise."""
+    return singular if count == 1 else plural_form or singular + "s"
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """'1 class', '2 classes', '1,000 images': the count and its noun in the right number."""
+    return f"{count:,} {noun(count, singular, plural_form)}"
+
+
+def rate(img_per_sec: float) -> str:
+    """'45 img/s', '3.2 img/s', '0.35 img/s'."""
+    return f"{img_per_sec:,.0f} img/s" if img_per_sec >= 10 else f"{img_per_sec:.2g} img/s"
+
+
+def file_size(size: int) -> str:
+    """'850 KB', '12.3 MB'."""
+    return f"{size / 2**20:,.1f} MB" if size >= 2**20 else f"{max(1, round(size / 2**10))} KB"
+
+
+def progress_text(status: dict[str, Any], now: float) -> str:
+    """What the run is doing, in one line: its start-up phase and time, or time, images, speed and ETA."""
+    state = status["state"]
+    step, images = status.get("step") or 0, status.get("images") or 0
+    started = status.get("started_at")
+    elapsed = max(0.0, now - started) if started else status.get("train_seconds")
+    if state == "starting":
+        phase = status.get("phase") or "starting the worker"
+        return f"Starting: {phase}… · {duration(elapsed)}"
+    if state != "running":
+        parts = [f"step {step:,}", f"{plural(images, 'image')} seen"]
+        if status.get("train_seconds"):
+            parts.append(f"trained for {duration(status['train_seconds'])}")
+        return " · ".join(parts)
+    parts = [f"running for {duration(elapsed)}", f"{plural(images, 'image')} seen", f"step {step:,}"]
+    if status.get("img_per_sec"):
+        parts.append(rate(status["img_per_sec"]))
+    if status.get("progress") is None:
+        parts.append("no limit: runs until you press Stop")
+    elif status.get("eta_seconds") is not None:
+        parts.append(f"ETA {duration(status['eta_seconds'])}")
+    return " · ".join(parts)
 
 
 def state_badge(state: str) -> None:
@@ -54,38 +104,22 @@ def _panel(run: engine.Run, was_live: bool) -> None:
     if status["state"] == "failed":
         st.error(f"Training failed: {status.get('error') or 'the worker stopped without saying why.'}",
                  icon=":material/error:")
-        if run.log_path.is_file():
-            st.download_button("Download the worker's log", run.log_path.read_bytes(), file_name=f"{run.name}.log",
-                               mime="text/plain", on_click="ignore", icon=":material/description:")
-    left, right = st.columns([5, 6])
-    with left:
+    generated, real = st.columns(2)
+    with generated:
         _grids(run, live)
-    with right:
-        if charts.train_records(records):
-            st.plotly_chart(charts.loss_figure(records, run.name), key="monitor-losses")
-        elif live:
-            st.info("Loss curves appear after the first few steps.")
-        if charts.metric_names(records):
-            st.plotly_chart(charts.metric_figure(records, run.name), key="monitor-metrics")
+    with real:
+        _real_images(run)
+    _curves(run, records, live)
+    _log(run, expanded=status["state"] == "failed")
 
 
 def _progress(status: dict[str, Any]) -> None:
-    step, images = status.get("step") or 0, status.get("images") or 0
-    parts = [f"step {step:,}", f"{images:,} images"]
+    text = progress_text(status, time.time())
     progress = status.get("progress")
-    if status["state"] in LIVE_STATES:
-        if status.get("img_per_sec"):
-            parts.append(f"{status['img_per_sec']:.0f} img/s")
-        if progress is None:
-            parts.append("runs until you press Stop")
-        elif status.get("eta_seconds") is not None:
-            parts.append(f"ETA {duration(status['eta_seconds'])}")
-    if status["state"] == "starting" and not step:
-        parts = ["preparing the dataset and the model…"]
-    if status["state"] in LIVE_STATES and progress is not None:
-        st.progress(min(max(progress, 0.0), 1.0), text=" · ".join(parts))
+    if status["state"] == "running" and progress is not None:
+        st.progress(min(max(progress, 0.0), 1.0), text=text)
     else:
-        st.markdown(" · ".join(parts))
+        st.markdown(text)
 
 
 def growth_text(record: dict[str, Any]) -> str | None:
@@ -115,12 +149,77 @@ def _grids(run: engine.Run, live: bool) -> None:
     if st.session_state.get(key) in (None, st.session_state.get(last_key)) or st.session_state[key] not in grids:
         st.session_state[key] = steps[-1]
     st.session_state[last_key] = steps[-1]
-    if len(steps) > 1:
-        step = st.select_slider("Progress grid at step", steps, key=key)
-    else:
-        step = steps[0]
-    st.image(read_image(grids[step]), caption=f"Fixed latents at step {step:,} (EMA generator)",
+    step = st.session_state[key]
+    st.image(read_image(grids[step]), caption=f"Generated: fixed latents at step {step:,} (EMA generator)",
              width="stretch")
+    if len(steps) > 1:
+        st.select_slider("Progress grid at step", steps, key=key)
+
+
+def _real_images(run: engine.Run) -> None:
+    """As many training images as the progress grid shows, tiled the same way (so both are the same size)."""
+    try:
+        config = run.config()
+        count = config.train.grid_size
+        images = cache.preview(config.data.spec, config.data.resolution, count).images
+    except Exception as exc:  # noqa: BLE001 - the run's data may be gone; the rest of the panel still shows
+        st.caption(explain(exc, "show the real training images"))
+        return
+    columns = max(1, int(math.sqrt(count)))
+    st.image(image_grid(images, columns=columns), caption=f"Real: training images at {config.data.resolution} px",
+             width="stretch")
+
+
+def _curves(run: engine.Run, records: list[dict[str, Any]], live: bool) -> None:
+    """The quality metric and the losses, against time, steps or images, optionally smoothed."""
+    train = charts.train_records(records)
+    if not train and not charts.eval_records(records):
+        if live:
+            st.info("The curves appear after the first few steps: the quality metric (live SWD against real "
+                    "images, lower is better) and the losses.")
+        return
+    st.session_state.setdefault("chart:axis", "time")
+    st.session_state.setdefault("chart:smoothing", 0.6)
+    axis_col, smooth_col = st.columns(2)
+    axis = axis_col.segmented_control("Plot against", list(charts.AXES), required=True, key="chart:axis",
+                                      format_func={"time": "Time", "step": "Steps", "images": "Images"}.get,
+                                      persist_state="session")
+    smoothing = smooth_col.slider("Smoothing", 0.0, 0.99, step=0.01, key="chart:smoothing", persist_state="session",
+                                  help="Exponential moving average, as in TensorBoard: 0 draws the raw values.")
+    metric_col, loss_col = st.columns(2)
+    with metric_col:
+        if charts.metric_series(records):
+            st.plotly_chart(charts.metric_figure(records, run.name, axis, smoothing), key="monitor-metrics")
+        elif live:
+            st.info("The quality curve (live SWD against real images, lower is better) appears after its first "
+                    "measurement.")
+    with loss_col:
+        if train:
+            st.plotly_chart(charts.loss_figure(records, run.name, axis, smoothing), key="monitor-losses")
+
+
+def log_tail(path: Path, lines: int = LOG_LINES) -> str:
+    """The last ``lines`` lines of a (possibly large, still growing) text file; '' when it is missing."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, 2)
+            handle.seek(max(0, handle.tell() - LOG_TAIL_BYTES))
+            text = handle.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _log(run: engine.Run, expanded: bool) -> None:
+    """The end of the worker's log (refreshing with the panel), and the whole log as a download."""
+    with st.expander(f"Worker log (last {LOG_LINES} lines)", icon=":material/description:", expanded=expanded):
+        tail = log_tail(run.log_path)
+        if not tail:
+            st.caption("The worker has not written anything yet.")
+            return
+        st.code(tail, language=None)
+        st.download_button("Download the whole log", run.log_path.read_bytes, file_name=f"{run.name}.log",
+                           mime="text/plain", on_click="ignore", icon=":material/download:")
 
 
 def export_progress(run: engine.Run) -> None:

@@ -1,28 +1,34 @@
-"""AppTest tests of the Train page: built-in data, one-click start, live view, stop, resume, conflicts."""
+"""AppTest tests of the Train page: recipes sized for the device, one-click start, live view, stop,
+resume, train longer, run names, uploads, form checks and a form that survives other pages."""
 
 from __future__ import annotations
 
 import io
 import os
+import re
 import signal
-import zipfile
+import subprocess
 import time
+import zipfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
+import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import engine
+from tests.conftest import tiny_config
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
+RECIPE = "face-course-dcgan-64-ttur"  # a DCGAN recipe, made tiny by TINY below
 TINY = {"cfg:data.resolution": 32, "opt:dcgan:ngf": 16, "opt:dcgan:ndf": 16, "cfg:train.batch_size": 16,
         "cfg:train.grid_every": 5, "cfg:train.log_every": 5, "cfg:train.checkpoint_every": 10}
 
 
 @pytest.fixture
-def runs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def runs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A private runs root; any worker still alive at the end is stopped (by its pid)."""
     root = tmp_path / "runs"
     monkeypatch.setenv("GAN_STUDIO_RUNS", str(root))
@@ -32,6 +38,15 @@ def runs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         pid = run.status().get("pid")
         if run.is_live() and pid:
             os.kill(pid, signal.SIGTERM)
+
+
+@pytest.fixture
+def sleeper() -> Iterator[int]:
+    """The pid of a live process that is not a worker (for runs that must look live)."""
+    process = subprocess.Popen(["sleep", "120"])
+    yield process.pid
+    process.kill()
+    process.wait()
 
 
 def open_app(page: str | None = None) -> AppTest:
@@ -44,6 +59,8 @@ def open_app(page: str | None = None) -> AppTest:
 
 
 def configure(at: AppTest, **values: int) -> None:
+    """The DCGAN recipe, made tiny, with ``values`` on top."""
+    at.selectbox(key="cfg:preset").set_value(RECIPE).run()
     for key, value in {**TINY, **values}.items():
         widget = at.selectbox(key=key) if key == "cfg:data.resolution" else at.number_input(key=key)
         widget.set_value(value)
@@ -75,38 +92,97 @@ def errors(at: AppTest) -> list[str]:
     return [e.value for e in at.error]
 
 
-def test_one_click_training_on_builtin_faces_shows_grid_curves_and_finishes(runs_root: Path) -> None:
+def warnings(at: AppTest) -> list[str]:
+    return [w.value for w in at.warning]
+
+
+def captions(at: AppTest) -> list[str]:
+    return [c.value for c in at.caption]
+
+
+def texts(at: AppTest) -> str:
+    return " ".join(m.value for m in at.markdown)
+
+
+def start_button(at: AppTest):  # noqa: ANN201 - streamlit's Button element
+    return next(b for b in at.button if b.label == "Start training")
+
+
+def disabled_reason(at: AppTest) -> str:
+    return " ".join(c for c in captions(at) if "Start is disabled" in c)
+
+
+def zip_of_images(broken: bool = False, classes: tuple[str, ...] = ("cats", "dogs")) -> bytes:
+    """One to three PNGs in the given class folders, plus (optionally) a file that is not an image."""
+    files = [("cats/a.png", "red"), ("cats/b.png", "orange"), ("dogs/c.png", "brown")]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, colour in files:
+            if name.split("/")[0] in classes:
+                image = io.BytesIO()
+                Image.new("RGB", (40, 40), colour).save(image, format="PNG")
+                archive.writestr(name, image.getvalue())
+        if broken:
+            archive.writestr(f"{classes[-1]}/broken.png", b"not a png")
+    return buffer.getvalue()
+
+
+def upload(at: AppTest, name: str, data: bytes) -> None:
+    at.button_group(key="data:kind").set_value("zip").run()
+    at.file_uploader(key="data:zip").upload(name, data, "application/zip").run()
+    assert not at.exception, at.exception
+
+
+def fake_run(root: Path, name: str, state: str, pid: int | None = None, **status: object) -> engine.Run:
+    """A run directory written by hand: config and status, no worker."""
+    run = engine.Run(root / name)
+    run.path.mkdir(parents=True)
+    run.write_config(tiny_config())
+    run.write_status(**{"state": state, "pid": pid, "step": 0, "images": 0, "progress": None, **status})
+    return run
+
+
+def test_one_click_training_with_a_name_shows_grid_curves_finishes_and_trains_longer(runs_root: Path) -> None:
     at = open_app()
-    assert at.get("button_group")[0].value == "builtin"
+    assert at.button_group(key="data:kind").value == "builtin"
     assert any("10,000" in m.value and "classes" in m.value for m in at.markdown)
     assert any("Real images" in c for im in at.image for c in im.captions)
-    assert any(c.value.startswith("Device: CPU") for c in at.caption)
+    assert any(c.startswith("Device: CPU") for c in captions(at))
     configure(at, **{"cfg:train.max_steps": 20, "cfg:metrics.every_images": 320})
-    next(b for b in at.button if b.label == "Start training").click().run()
+    at.text_input(key="new-run:name").set_value("first-faces").run()
+    start_button(at).click().run()
     assert not errors(at), errors(at)
 
     (run,) = engine.list_runs(runs_root)
+    assert run.name == "first-faces"
     assert at.selectbox(key="run").value == run.name
     poll(at, lambda a: "Training" in badges(a) or "Finished" in badges(a), "the run to start")
-    poll(at, lambda a: any("Fixed latents" in c for im in a.image for c in im.captions), "a progress grid")
-    poll(at, lambda a: bool(a.get("plotly_chart")), "the loss curves")
+    poll(at, lambda a: any("fixed latents" in c for im in a.image for c in im.captions), "a progress grid")
+    poll(at, lambda a: bool(a.get("plotly_chart")), "the curves")
     poll(at, lambda a: "Finished" in badges(a), "the run to finish")
-    assert [c.key for c in at.get("plotly_chart")] == ["monitor-losses", "monitor-metrics"]
+    assert {c.key for c in at.get("plotly_chart")} == {"monitor-losses", "monitor-metrics"}
     assert run.status()["step"] == 20
     assert at.select_slider(key=f"grid-step:{run.name}").value == run.grids()[-1][0]
     assert not errors(at)
+
+    at.button_group(key="longer-unit:first-faces").set_value("steps").run()
+    at.number_input(key="longer:first-faces:steps").set_value(10).run()
+    at.button(key="longer-go:first-faces").click().run()
+    assert not errors(at), errors(at)
+    poll(at, lambda a: "Finished" in badges(a) and run.status()["step"] == 30, "the run to train 10 steps more")
 
 
 def test_stop_refuse_a_competing_run_and_resume(runs_root: Path) -> None:
     at = open_app()
     configure(at, **{"cfg:train.max_steps": 0})
-    next(b for b in at.button if b.label == "Start training").click().run()
+    start_button(at).click().run()
     (run,) = engine.list_runs(runs_root)
     poll(at, lambda a: run.status()["step"] >= 10, "a few steps")
 
-    next(b for b in at.button if b.label == "Start training").click().run()
+    start_button(at).click().run()
     assert any("already training" in e for e in errors(at)), errors(at)
     assert len(engine.list_runs(runs_root)) == 1
+    assert [p.name for p in runs_root.iterdir()] == [run.name]  # the refused run left no directory behind
 
     next(b for b in at.button if b.label == "Stop").click().run()
     poll(at, lambda a: "Stopped" in badges(a), "the run to stop")
@@ -120,50 +196,194 @@ def test_stop_refuse_a_competing_run_and_resume(runs_root: Path) -> None:
     poll(at, lambda a: "Stopped" in badges(a), "the resumed run to stop")
 
 
-def test_unusable_folders_are_explained_in_the_page(runs_root: Path, tmp_path: Path) -> None:
+def test_the_recommended_recipe_comes_first_sized_for_this_device(runs_root: Path) -> None:
     at = open_app()
-    at.get("button_group")[0].set_value("folder").run()
+    device = engine.detect_device()
+    name = engine.recommended(device)
+    box = at.selectbox(key="cfg:preset")
+    assert box.value == name and box.options[0] == f"{name} · Recommended for this CPU"
+    assert sorted(box.options[1:]) == sorted(set(engine.PRESETS) - {name})
+
+    def shows(config: engine.Config, note: str) -> None:
+        assert at.number_input(key="cfg:train.batch_size").value == config.train.batch_size
+        assert at.selectbox(key="cfg:data.resolution").value == config.data.resolution
+        for option, value in config.model.options.items():
+            assert at.session_state[f"opt:{config.model.name}:{option}"] == value, option
+        assert note in captions(at)
+
+    shows(*engine.recipe(name, device))
+    at.button_group(key="cfg:size").set_value("source").run()
+    shows(*engine.recipe(name, device, "source"))
+    expected = next(c for c in captions(at) if c.startswith("Expected:"))
+    assert re.search(r"one checkpoint \*\*[\d,.]+ MB\*\*", expected), expected
+
+
+def test_a_recipe_too_slow_here_says_so_next_to_start_with_the_measured_speed(runs_root: Path) -> None:
+    from engine.expectations import record_speed
+
+    name = "face-course-progressive-128"
+    slow, _ = engine.recipe(name, torch.device("cpu"), "source")
+    record_speed(slow, torch.device("cpu"), 0.5, "slow-run")
+    at = open_app()
+    at.selectbox(key="cfg:preset").set_value(name).run()
+    at.button_group(key="cfg:size").set_value("source").run()
+    assert any("0.5 img/s" in w for w in warnings(at)), warnings(at)
+    assert any("measured on this machine (run slow-run" in c for c in captions(at)), captions(at)
+    at.button_group(key="cfg:size").set_value("auto").run()
+    assert not any("img/s" in w for w in warnings(at)), warnings(at)
+
+
+def test_unusable_folders_are_explained_and_disable_start(runs_root: Path, tmp_path: Path) -> None:
+    at = open_app()
+    at.button_group(key="data:kind").set_value("folder").run()
     at.text_input(key="data:folder").set_value(str(tmp_path / "nowhere")).run()
     assert any("is not a folder" in e for e in errors(at))
+    assert start_button(at).disabled and "enter a folder" in disabled_reason(at)
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "notes.txt").write_text("not an image")
     at.text_input(key="data:folder").set_value(str(empty)).run()
     assert not at.exception
     assert any("no image files" in e for e in errors(at)), errors(at)
-    assert next(b for b in at.button if b.label == "Start training")
+    assert start_button(at).disabled and "cannot be read" in disabled_reason(at)
 
 
-def zip_of_images(broken: bool) -> bytes:
-    """Three PNGs in two class folders, plus (optionally) a file that is not really an image."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, colour in (("cats/a.png", "red"), ("cats/b.png", "orange"), ("dogs/c.png", "brown")):
-            image = io.BytesIO()
-            Image.new("RGB", (40, 40), colour).save(image, format="PNG")
-            archive.writestr(name, image.getvalue())
-        if broken:
-            archive.writestr("dogs/broken.png", b"not a png")
-    return buffer.getvalue()
+def test_an_offline_hub_dataset_disables_start(runs_root: Path) -> None:
+    at = open_app()
+    at.button_group(key="data:kind").set_value("hub").run()
+    assert errors(at), "reading a Hub dataset offline should be explained"
+    assert start_button(at).disabled and "cannot be read" in disabled_reason(at)
 
 
 def test_uploaded_zip_shows_count_classes_and_skipped_files(runs_root: Path) -> None:
     at = open_app()
-    at.get("button_group")[0].set_value("zip").run()
-    at.file_uploader(key="data:zip").upload("pets.zip", zip_of_images(broken=True), "application/zip").run()
-    assert not at.exception and not errors(at), errors(at)
-    facts = " ".join(m.value for m in at.markdown)
-    assert "**3** images" in facts and "cats (2), dogs (1)" in facts and "**1** unreadable files skipped" in facts
+    upload(at, "pets.zip", zip_of_images(broken=True))
+    assert not errors(at), errors(at)
+    facts = texts(at)
+    assert "**3** images" in facts and "cats (2), dogs (1)" in facts and "**1** unreadable file skipped" in facts
     assert list((runs_root.parent / "uploads").glob("pets-*.zip"))
+    assert not start_button(at).disabled
 
     at.file_uploader(key="data:zip").set_value(("junk.zip", b"this is no zip", "application/zip")).run()
     assert not at.exception
     assert any("valid .zip" in e for e in errors(at)), errors(at)
+    assert start_button(at).disabled and "cannot be read" in disabled_reason(at)
 
 
-def test_read_only_mode_hides_training(runs_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GAN_STUDIO_READONLY", "1")
+def test_one_of_anything_is_singular(runs_root: Path) -> None:
     at = open_app()
-    assert not at.exception
-    assert at.title[0].value == "Explore"
-    assert "Start training" not in labels(at)
+    upload(at, "cat.zip", zip_of_images(broken=True, classes=("dogs",)))
+    facts = texts(at)
+    assert "**1** image · **1** class: dogs (1) · **1** unreadable file skipped" in facts, facts
+    assert not re.search(r"\b1\*{0,2} (images|classes|files|runs)\b", facts), facts
+
+
+def test_uploads_are_listed_picked_again_and_deleted_unless_a_run_uses_them(runs_root: Path) -> None:
+    at = open_app()
+    upload(at, "pets.zip", zip_of_images())
+    upload(at, "dogs.zip", zip_of_images(classes=("dogs",)))
+    assert "**1** image" in texts(at)  # the newest upload is the chosen one
+    saved = {p.name.split("-")[0]: p for p in (runs_root.parent / "uploads").glob("*.zip")}
+    rows = [m.value for m in at.markdown if m.value.startswith("**") and ".zip**" in m.value]
+    assert [r.split("**")[1] for r in rows] == ["dogs.zip", "pets.zip"]
+    assert all(re.search(r" · \d+ KB · \d\d \w{3} \d{4}, \d\d:\d\d", r) for r in rows), rows
+
+    at.button(key=f"upload-use:{saved['pets'].name}").click().run()
+    assert "**3** images" in texts(at)
+    assert at.button(key=f"upload-use:{saved['pets'].name}").disabled
+
+    trained = fake_run(runs_root, "on-pets", "finished")
+    config = trained.config()
+    config.data.spec = str(saved["pets"])
+    trained.write_config(config)
+    at.run()
+    assert "used by 1 run" in texts(at)
+    assert at.button(key=f"upload-delete:{saved['pets'].name}").disabled
+    at.button(key=f"upload-delete:{saved['dogs'].name}").click().run()
+    assert not saved["dogs"].exists() and saved["pets"].exists()
+    assert "dogs.zip" not in texts(at) and "**3** images" in texts(at)
+
+
+def test_the_form_survives_a_visit_to_another_page(runs_root: Path) -> None:
+    at = open_app()
+    at.selectbox(key="cfg:preset").set_value("fastgan-64").run()
+    at.number_input(key="cfg:train.max_steps").set_value(123).run()
+    at.number_input(key="cfg:train.batch_size").set_value(2).run()
+    upload(at, "pets.zip", zip_of_images())
+    assert "**3** images" in texts(at)
+
+    at.switch_page("studio/pages/runs.py").run()
+    at.switch_page("studio/pages/train.py").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="cfg:preset").value == "fastgan-64"
+    assert at.number_input(key="cfg:train.max_steps").value == 123
+    assert at.number_input(key="cfg:train.batch_size").value == 2
+    assert at.button_group(key="data:kind").value == "zip"
+    assert "**3** images" in texts(at), "the uploaded dataset was forgotten"
+    assert not start_button(at).disabled
+
+
+def test_a_batch_size_below_one_is_an_error_and_one_larger_than_the_data_a_warning(runs_root: Path) -> None:
+    at = open_app()
+    upload(at, "pets.zip", zip_of_images())
+    for bad in (0, -4):
+        at.number_input(key="cfg:train.batch_size").set_value(bad).run()
+        assert any("at least 1" in e and str(bad) in e for e in errors(at)), errors(at)
+        assert start_button(at).disabled and "batch size" in disabled_reason(at)
+    at.number_input(key="cfg:train.batch_size").set_value(5).run()
+    assert not errors(at)
+    assert any("larger than the dataset (3 images)" in w for w in warnings(at)), warnings(at)
+    assert not start_button(at).disabled
+
+
+def test_bad_or_taken_run_names_are_explained(runs_root: Path) -> None:
+    fake_run(runs_root, "taken", "finished")
+    at = open_app()
+    upload(at, "pets.zip", zip_of_images())
+    at.text_input(key="new-run:name").set_value("taken").run()
+    start_button(at).click().run()
+    assert any("a run named taken already exists" in e for e in errors(at)), errors(at)
+    at.text_input(key="new-run:name").set_value("no spaces please").run()
+    start_button(at).click().run()
+    assert any("a run name may use letters" in e for e in errors(at)), errors(at)
+    assert sorted(p.name for p in runs_root.iterdir()) == ["taken"]
+
+
+def test_a_starting_run_shows_its_phase_and_how_long_it_has_been_starting(runs_root: Path, sleeper: int) -> None:
+    fake_run(runs_root, "warming-up", "starting", pid=sleeper, phase="loading the dataset",
+             started_at=time.time() - 12)
+    at = open_app()
+    assert "Starting" in badges(at)
+    assert re.search(r"Starting: loading the dataset… · 1\d s", texts(at)), texts(at)
+    assert "Stop" in labels(at)
+
+
+def test_a_run_shows_generated_next_to_real_images_the_live_metric_its_config_and_log(runs_root: Path) -> None:
+    run = fake_run(runs_root, "watched", "finished", step=20, images=320, train_seconds=30.0)
+    for i in range(1, 5):
+        run.append_metrics({"kind": "train", "step": 5 * i, "images": 80 * i, "time": 5.0 * i, "wall": 5.0 * i + 3,
+                            "loss_g": 1.0 / i, "loss_d": 0.5, "d_real": 0.6, "d_fake": 0.4})
+        run.append_metrics({"kind": "eval", "live": True, "step": 5 * i, "images": 80 * i, "time": 5.0 * i,
+                            "swd_256": 100.0 / i})
+    run.grids_dir.mkdir()
+    Image.new("RGB", (8 * 34 + 2, 8 * 34 + 2), "red").save(run.grids_dir / "step_00000020.png")
+    run.checkpoints_dir.mkdir()
+    (run.checkpoints_dir / "ckpt_00000020.json").write_text("{}")
+    run.log_path.write_text("".join(f"log line {i}\n" for i in range(100)))
+
+    at = open_app()
+    assert not errors(at), errors(at)
+    shown = [c for im in at.image for c in im.captions]
+    assert "Generated: fixed latents at step 20 (EMA generator)" in shown
+    assert "Real: training images at 32 px" in shown
+    assert "step 20 · 320 images seen · trained for 30 s" in texts(at)
+    figures = {c.key: c for c in at.get("plotly_chart")}
+    assert "SWD-256 (live" in figures["monitor-metrics"].proto.spec
+    assert '"minutes (wall clock)"' in figures["monitor-losses"].proto.spec
+    at.button_group(key="chart:axis").set_value("step").run()
+    assert '"step"' in {c.key: c for c in at.get("plotly_chart")}["monitor-losses"].proto.spec
+    (log,) = at.code
+    assert log.value.splitlines() == [f"log line {i}" for i in range(60, 100)]
+    (config,) = at.json
+    assert '"builtin:faces:256"' in config.value
+    assert at.button(key="longer-go:watched")  # a finished run can train longer
