@@ -1,7 +1,10 @@
-"""One summary row per run for the Runs page."""
+"""What the Runs page shows of a run: its summary row, and its generator as a download."""
 
 from __future__ import annotations
 
+import io
+import tempfile
+import zipfile
 from typing import Any
 
 import engine
@@ -44,3 +47,15 @@ def summary(run: engine.Run) -> dict[str, Any]:
                    **{"Best metric": best_metric(run.metrics(), config.metrics.best_metric)})
     row["Size (MB)"] = run.size_bytes() / 2**20
     return row
+
+
+def generator_zip(run: engine.Run) -> bytes:
+    """The EMA generator of the run's latest checkpoint, zipped as ``<run>-generator/`` holding
+    ``model.safetensors`` + ``config.json``: unzipped, ``engine.load_generator`` opens that folder."""
+    folder = f"{run.name}-generator"
+    buffer = io.BytesIO()
+    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(buffer, "w") as archive:
+        exported = engine.export_generator(run.path, tmp)
+        for file in sorted(exported.iterdir()):
+            archive.write(file, f"{folder}/{file.name}")  # stored: float weights barely compress
+    return buffer.getvalue()
