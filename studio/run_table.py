@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import tempfile
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import engine
@@ -33,6 +35,21 @@ def _output_of(key: str) -> str | None:
         return None
 
 
+def _best_of(run: engine.Run, output: str) -> str:
+    try:
+        stat = run.metrics_path.stat()
+    except FileNotFoundError:
+        return ""
+    return _best_cached(run.path, stat.st_size, stat.st_mtime_ns, output)
+
+
+@functools.lru_cache(maxsize=128)
+def _best_cached(path: Path, size: int, mtime_ns: int, output: str) -> str:
+    """Keyed by the metrics file's size and time: a table refreshing every few seconds re-reads only the
+    curves of runs that are logging."""
+    return best_metric(engine.Run(path).metrics(), output)
+
+
 def summary(run: engine.Run) -> dict[str, Any]:
     """Name, status, dataset, model, resolution, steps, images, best metric and size of a run."""
     status = run.status()
@@ -44,7 +61,7 @@ def summary(run: engine.Run) -> dict[str, Any]:
         row.update(Dataset="(unreadable config)", Model="", Resolution=None, **{"Best metric": ""})
     else:
         row.update(Dataset=config.data.spec, Model=config.model.name, Resolution=config.data.resolution,
-                   **{"Best metric": best_metric(run.metrics(), config.metrics.best_metric)})
+                   **{"Best metric": _best_of(run, config.metrics.best_metric)})
     row["Size (MB)"] = run.size_bytes() / 2**20
     return row
 

@@ -162,11 +162,17 @@ def test_live_runs_refresh_the_table_and_keep_ticks(tmp_path: Path, monkeypatch:
     assert ticked(at) == ["done"]
 
     live.write_status(state="running", pid=os.getpid(), step=25, images=400, progress=None)
+    live.append_metrics({"kind": "eval", "step": 20, "images": 320, "time": 9.0, "swd_256": 80.0})
     fake_run(root, "newest")  # a new run takes the first row
     at.run()
     table = at.dataframe[0].value.set_index("Run")
     assert table.loc["training", "Steps"] == 25 and table.loc["training", "Images seen"] == 400
+    assert table.loc["training", "Best metric"] == "SWD-256 80"
     assert ticked(at) == ["done"]
+
+    live.append_metrics({"kind": "eval", "step": 25, "images": 400, "time": 11.0, "swd_256": 60.0})
+    at.run()
+    assert at.dataframe[0].value.set_index("Run").loc["training", "Best metric"] == "SWD-256 60"
 
     live.write_status(state="stopped", pid=None, step=30, images=480, progress=None)
     at.run()
