@@ -1,7 +1,8 @@
 """Model zoo benchmark: every model trains for the same wall-clock budget on the same images, then
 its EMA generator is scored (SWD always; FID too when the Inception weights are available).
 
-Each model runs from its preset (see RECIPES) in a fresh process, so peak memory is its own:
+Each model runs from its recipe (see RECIPES; on a CPU at the recipe's CPU size, engine.presets.SIZES,
+as the studio and the CLI run it) in a fresh process, so peak memory is its own:
 CUDA peak allocated memory on a GPU, peak resident memory of the process on a CPU.
 
     python bench/zoo.py [--seconds 120] [--resolution 64] [--device auto] [--models dcgan,fastgan]
@@ -37,18 +38,6 @@ RECIPES = {  # model -> the preset it trains from
     "progressive": "face-course-progressive-128",
     "fastgan": "fastgan-64",
 }
-CPU_OPTIONS = {  # narrower networks that train at 40-200 img/s on a 2-core CPU (presets are sized for GPUs)
-    "basic": {"hidden": 512},
-    "dcgan": {"ngf": 32, "ndf": 32},
-    "cdcgan": {"ngf": 32, "ndf": 32},
-    "wgan-gp": {"ngf": 32, "ndf": 32},
-    "sngan": {"g_channels": 64, "d_channels": 64},
-    "aae": {"ngf": 32, "nef": 32, "d_hidden": 256},
-    "progressive": {"fmap_base": 4096, "fmap_max": 128},
-    "fastgan": {"ngf": 8, "ndf": 8},
-}
-
-
 def dataset_spec(name: str) -> str | None:
     """The engine spec for a benchmark dataset name, or None when it is not on this machine."""
     if not name.startswith("cats"):
@@ -69,16 +58,17 @@ def dataset_spec(name: str) -> str | None:
 
 def bench_config(model: str, spec: str, resolution: int, seconds: float, device: str, small: bool,
                  schedule_images: int):
-    """The model's preset on this dataset and budget (with CPU_OPTIONS when ``small``)."""
-    from engine.presets import preset
+    """The model's recipe on this dataset and budget: at its CPU size when ``small`` (the size the studio and
+    the CLI apply on a CPU), else as published."""
+    import torch
 
-    config = preset(RECIPES[model])
+    from engine.presets import recipe
+
+    config, _ = recipe(RECIPES[model], torch.device("cpu"), "cpu" if small else "source")
     config.data.spec, config.data.resolution = spec, resolution
     config.train.max_seconds, config.train.device = seconds, device
     config.train.grid_every = config.train.checkpoint_every = 10**9
     config.train.log_every = 50
-    if small:
-        config.model.options.update(CPU_OPTIONS[model])
     if model == "progressive" and schedule_images:
         config.model.options["fade_images"] = config.model.options["stable_images"] = schedule_images
     return config
@@ -144,9 +134,10 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(RECIPES))
     parser.add_argument("--datasets", default="builtin:faces,cats,cats:300")
     parser.add_argument("--size", choices=["auto", "small", "preset"], default="auto",
-                        help="network widths: the presets', or CPU_OPTIONS (auto: small on a CPU)")
+                        help="small: each recipe's CPU size (widths, batch); preset: as published "
+                             "(auto: small on a CPU)")
     parser.add_argument("--schedule-images", type=int, default=0,
-                        help="progressive GAN fade/stable images per stage (default: the preset's)")
+                        help="progressive GAN fade/stable images per stage (default: the recipe's, at its size)")
     parser.add_argument("--samples", type=int, default=1000, help="generated images per score")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--grids", type=Path, help="save 36 samples of each model here as PNG")
@@ -161,7 +152,8 @@ def main() -> None:
     device = detect_device(args.device)
     small = args.size == "small" or (args.size == "auto" and device.type == "cpu")
     print(f"device: {device_summary(args.device)}; budget {args.seconds:.0f} s per model; {args.resolution} px; "
-          f"{'CPU_OPTIONS widths' if small else 'preset widths'}; {time.strftime('%Y-%m-%d')}", flush=True)
+          f"{'recipes at their CPU size' if small else 'recipes as published'}; {time.strftime('%Y-%m-%d')}",
+          flush=True)
     rows = []
     if args.grids:
         args.grids.mkdir(parents=True, exist_ok=True)

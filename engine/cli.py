@@ -14,8 +14,8 @@ from typing import Any, Sequence
 from engine.config import Config, ConfigError, update_from_dotted
 from engine.data import DatasetError
 from engine.device import DeviceError, detect_device
-from engine.models import list_models
-from engine.presets import PRESETS, preset, suggested_config
+from engine.models import get_model, list_models
+from engine.presets import PRESETS, SIZE_CHOICES, recipe, recommended
 from engine.train.checkpoint import CheckpointError
 from engine.train.loop import describe_error
 
@@ -49,7 +49,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--seed", type=int)
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
-    p.add_argument("--preset", choices=sorted(PRESETS), help="start from a named recipe")
+    p.add_argument("--preset", choices=sorted(PRESETS),
+                   help="start from a named recipe (default: the one recommended for the device)")
+    p.add_argument("--size", choices=SIZE_CHOICES, default="auto",
+                   help="how the recipe is sized: auto (for this device), a device class, or source (as published)")
+    p.add_argument("--name", help="name of the run (its directory under the runs root)")
     p.add_argument("--config", type=Path, help="start from a config.json")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config value, e.g. optim.lr_d=1e-4 or model.options.ngf=32 (JSON values)")
@@ -116,20 +120,27 @@ def apply_overrides(config: Config, pairs: Sequence[str]) -> None:
             update_from_dotted(config, key, value)
 
 
-def resolve_train_config(args: argparse.Namespace) -> Config:
-    """The run's config from --resume's run dir, --config, --preset or device defaults, plus flags."""
+def resolve_train_config(args: argparse.Namespace) -> tuple[Config, str | None]:
+    """The run's config from --resume's run dir, --config, or a recipe (--preset, else the device's
+    recommended one) at --size, plus flags; and for a recipe, a sentence saying which size it applied."""
+    note = None
+    if args.size != "auto" and (args.resume or args.config):
+        raise ConfigError("--size sizes a recipe (--preset, or the recommended one): leave it out with "
+                          "--resume or --config")
     if args.resume:
         if not args.run_dir:
             raise ConfigError("--resume needs --run-dir DIR (the run to continue)")
         config = Config.load(args.run_dir / "config.json")
     elif args.config:
         config = Config.load(args.config)
-    elif args.preset:
-        config = preset(args.preset)
     else:
-        config = suggested_config(detect_device(args.device or "auto"))
+        device = detect_device(args.device or "auto")
+        name = args.preset or recommended(device)
+        config, applied = recipe(name, device, args.size)
+        note = f"recipe {name}{'' if args.preset else ' (recommended for this device)'}: {applied}"
     if args.model and args.model != config.model.name:
         config.model.name, config.model.options = args.model, {}
+        config.loss.kind = get_model(args.model).loss or config.loss.kind  # the loss the model is defined with
     flags = {"data.spec": args.dataset, "data.resolution": args.resolution, "train.batch_size": args.batch_size,
              "train.max_steps": args.max_steps, "train.max_images": args.max_images,
              "train.max_seconds": args.max_seconds, "train.device": args.device, "train.seed": args.seed}
@@ -137,16 +148,36 @@ def resolve_train_config(args: argparse.Namespace) -> Config:
         if value is not None:
             update_from_dotted(config, key, value)
     apply_overrides(config, args.set)
-    return config
+    return config, note
+
+
+def _run_dir(args: argparse.Namespace, config: Config, main_rank: bool) -> Path:
+    """--run-dir, else a new directory under the runs root named --name (or after the config). Under
+    torchrun the main process creates it and the others use its name."""
+    from engine.runs import new_run_dir, runs_root
+    from engine.runs.run import check_run_name
+
+    if args.name and args.run_dir:
+        raise ConfigError("--name and --run-dir both choose the run directory: give one of them")
+    if args.run_dir:
+        return args.run_dir
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not args.name:
+        raise ConfigError("several processes train one run: give it --run-dir DIR or --name NAME")
+    try:
+        return new_run_dir(config, name=args.name) if main_rank else runs_root() / check_run_name(args.name)
+    except ValueError as exc:
+        raise ConfigError(f"--name: {exc}") from None
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from engine.runs import Run, new_run_dir
+    from engine.runs import Run
     from engine.train import StopFlag, Trainer
 
-    config = resolve_train_config(args)
-    run_dir = args.run_dir or new_run_dir(config)
+    config, note = resolve_train_config(args)
     main_rank = os.environ.get("RANK", "0") == "0"
+    run_dir = _run_dir(args, config, main_rank)
+    if note and main_rank:
+        print(note, file=sys.stderr)
     if main_rank and not args.resume and Run(run_dir).has_history():
         raise FileExistsError(f"run directory {run_dir} already holds a run: add --resume to continue it, "
                               "or choose another --run-dir")

@@ -1,26 +1,67 @@
-"""Named recipes from the projects our users come from, and device-sized defaults."""
+"""Named recipes from the projects our users come from, each sized for the device it runs on.
+
+``PRESETS`` holds every recipe as published (sized for the source's GPU). ``SIZES`` says how each
+recipe is sized for a CPU, a small GPU and a large GPU; ``recipe()`` applies the size that fits the
+device (or the one asked for) and says which it applied.
+"""
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from engine.config import Config, DataConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig
+from engine.device import DeviceError
+from engine.models import resolve_options
+
+DEVICE_CLASSES = ("cpu", "small-gpu", "large-gpu")
+SIZE_CHOICES = ("auto", *DEVICE_CLASSES, "source")
+LARGE_GPU_BYTES = 20 * 2**30  # a CUDA GPU with at least this much memory is a "large" one
+SMALL_GPU_MAX_BATCH = 64
+_LABELS = {"cpu": "CPU", "small-gpu": "Small-GPU", "large-gpu": "Large-GPU"}
 
 
-def suggested_config(device: torch.device) -> Config:
-    """A configuration that shows faces quickly on this device: a narrow DCGAN at 32 px on a CPU, the
-    FastGAN preset (the recommended model) on a GPU."""
-    if device.type == "cpu":
-        return Config(data=DataConfig(resolution=32), model=ModelConfig("dcgan", {"ngf": 32, "ndf": 32}),
-                      train=TrainConfig(batch_size=32, log_every=10, grid_every=50, checkpoint_every=250))
-    config = preset("fastgan-64")
-    config.train.log_every, config.train.grid_every, config.train.checkpoint_every = 100, 1000, 5000
-    return config
+@dataclass(frozen=True)
+class Size:
+    """How a recipe is sized for one device class: batch, resolution, model options overriding the
+    recipe's (widths etc.) and, where set, the log/grid/checkpoint cadence in steps."""
+
+    batch_size: int
+    resolution: int
+    options: dict[str, Any] = field(default_factory=dict)
+    log_every: int | None = None
+    grid_every: int | None = None
+    checkpoint_every: int | None = None
+
+    def describe(self) -> str:
+        """E.g. 'ngf 8, ndf 8, batch 16, 64 px'."""
+        return ", ".join([*_describe_options(self.options), f"batch {self.batch_size}", f"{self.resolution} px"])
+
+    def apply(self, config: Config) -> Config:
+        """A copy of ``config`` at this size."""
+        sized = copy.deepcopy(config)
+        sized.data.resolution, sized.train.batch_size = self.resolution, self.batch_size
+        sized.model.options.update(self.options)
+        for key in ("log_every", "grid_every", "checkpoint_every"):
+            if getattr(self, key) is not None:
+                setattr(sized.train, key, getattr(self, key))
+        return sized
+
+
+def _describe_options(options: dict[str, Any]) -> list[str]:
+    """'ngf 8', 'fade images 20,000', … for model options."""
+    return [f"{key.replace('_', ' ')} {f'{value:,}' if type(value) is int else value}"
+            for key, value in options.items()]
 
 
 PRESETS: dict[str, Config] = {
+    "quick-faces-32": Config(
+        data=DataConfig(resolution=32),
+        model=ModelConfig("dcgan", {"ngf": 32, "ndf": 32}),
+        train=TrainConfig(batch_size=32, log_every=10, grid_every=50, checkpoint_every=250)),
     "afhq-dcgan-128": Config(
         data=DataConfig(resolution=128, flip=False, rotate_degrees=10.0),
         model=ModelConfig("dcgan", {"latent_dim": 100, "ngf": 64, "ndf": 64, "d_dropout": 0.3}),
@@ -92,8 +133,104 @@ PRESETS: dict[str, Config] = {
 }
 
 
+def _cpu(batch: int, resolution: int, options: dict[str, Any], grid_every: int) -> Size:
+    """A CPU size: narrow networks at ≤ 64 px, and a cadence that shows a grid every ~10-20 s (a
+    log every fifth of that, a checkpoint every fifth grid)."""
+    return Size(batch, resolution, options, log_every=max(1, grid_every // 5), grid_every=grid_every,
+                checkpoint_every=grid_every * 5)
+
+
+# Widths that train at 40-200 img/s on a 2-core CPU (n_critic = 5 recipes and the progressive GAN
+# are slower whatever the width); their grids come every few steps so the first shows within seconds.
+_CPU_SIZES: dict[str, Size] = {
+    "quick-faces-32": _cpu(32, 32, {}, 50),
+    "afhq-dcgan-128": _cpu(32, 64, {"ngf": 32, "ndf": 32}, 50),
+    "anime-dcgan-64": _cpu(32, 64, {"ngf": 32, "ndf": 32}, 50),
+    "face-course-basic-28": _cpu(32, 28, {"hidden": 512}, 100),
+    "sngan-hinge-64": _cpu(16, 64, {"g_channels": 64, "d_channels": 64}, 5),
+    "wgan-gp-64": _cpu(16, 64, {"ngf": 32, "ndf": 32}, 10),
+    "anime-dcgan-128": _cpu(32, 64, {"ngf": 32, "ndf": 32}, 50),
+    "anime-aae-128": _cpu(32, 64, {"ngf": 32, "nef": 32, "d_hidden": 256}, 50),
+    "cat-faces-simple-gan-64": _cpu(32, 64, {"hidden": 512}, 100),
+    "conditional-dcgan-64": _cpu(32, 64, {"ngf": 32, "ndf": 32}, 50),
+    "face-course-progressive-128": _cpu(16, 64, {"fmap_base": 4096, "fmap_max": 128, "fade_images": 20_000,
+                                                 "stable_images": 20_000}, 5),
+    "fastgan-64": _cpu(16, 64, {"ngf": 8, "ndf": 8}, 50),
+    "face-course-dcgan-64-ttur": _cpu(32, 64, {"ngf": 32, "ndf": 32}, 50),
+}
+
+
+def _gpu_sizes(name: str) -> dict[str, Size]:
+    """A small GPU keeps the recipe's widths with a batch of at most 64; a large one runs it as published.
+    Both log, draw grids and checkpoint less often than the default (a GPU takes hundreds of steps a second)."""
+    config = PRESETS[name]
+    res, batch = config.data.resolution, config.train.batch_size
+    cadence = {"log_every": 100, "grid_every": 1000, "checkpoint_every": 5000}
+    return {"small-gpu": Size(min(batch, SMALL_GPU_MAX_BATCH), res, **cadence),
+            "large-gpu": Size(batch, res, **cadence)}
+
+
+SIZES: dict[str, dict[str, Size]] = {name: {"cpu": _CPU_SIZES[name], **_gpu_sizes(name)} for name in PRESETS}
+
+# The recipe with the best images per minute on each device class (bench/zoo.py, docs/benchmarks.md).
+RECOMMENDED: dict[str, str] = {"cpu": "fastgan-64", "small-gpu": "fastgan-64", "large-gpu": "fastgan-64"}
+
+
+def device_class(device: torch.device) -> str:
+    """'cpu', 'small-gpu' (MPS, or CUDA with < 20 GiB) or 'large-gpu' (other CUDA GPUs)."""
+    if device.type == "cpu":
+        return "cpu"
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {device} has no CUDA GPU behind it on this machine; use cpu")
+        memory = torch.cuda.get_device_properties(device).total_memory
+        return "large-gpu" if memory >= LARGE_GPU_BYTES else "small-gpu"
+    return "small-gpu"
+
+
+def recommended(device: torch.device) -> str:
+    """The name of the recipe recommended on this device."""
+    return RECOMMENDED[device_class(device)]
+
+
 def preset(name: str) -> Config:
-    """A fresh copy of a named preset."""
+    """A fresh copy of a named preset, as published."""
     if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
     return copy.deepcopy(PRESETS[name])
+
+
+def recipe(name: str, device: torch.device, size: str = "auto") -> tuple[Config, str]:
+    """Recipe ``name`` sized for ``size`` ('auto' = this device's class, a device class, or 'source' =
+    as published), and a sentence saying which size was applied."""
+    if size not in SIZE_CHOICES:
+        raise ValueError(f"size must be one of {', '.join(SIZE_CHOICES)}, not {size!r}")
+    source = preset(name)
+    own = _own_description(source, SIZES[name]["cpu"])
+    if size == "source":
+        return source, f"Source size applied: the recipe as published ({own})."
+    chosen = device_class(device) if size == "auto" else size
+    size_used = SIZES[name][chosen]
+    sized = size_used.apply(source)
+    label = _LABELS[chosen]
+    if _shape(sized) == _shape(source):
+        return sized, f"{label} size applied: the recipe as published ({own})."
+    return sized, f"{label} size applied: {size_used.describe()} (the recipe's own: {own})."
+
+
+def _shape(config: Config) -> tuple[dict[str, Any], int, int]:
+    """What a size changes of a recipe, besides its cadence: model options, batch and resolution."""
+    return (resolve_options(config.model.name, config.model.options), config.train.batch_size,
+            config.data.resolution)
+
+
+def _own_description(config: Config, cpu: Size) -> str:
+    """The recipe's own values of the settings its CPU size changes, e.g. 'ngf 64, ndf 64, batch 16, 64 px'."""
+    options = resolve_options(config.model.name, config.model.options)
+    own = Size(config.train.batch_size, config.data.resolution, {key: options[key] for key in cpu.options})
+    return own.describe()
+
+
+def suggested_config(device: torch.device) -> Config:
+    """The recommended recipe, sized for this device."""
+    return recipe(recommended(device), device)[0]

@@ -2,14 +2,21 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from engine.cli import main
+from engine.cli import build_parser, main, resolve_train_config
+from engine.config import ConfigError
+from engine.models import get_model
+from engine.presets import PRESETS, RECOMMENDED, SIZES, recipe
+from engine.runs import runs_root
+
+CPU = torch.device("cpu")
 
 
 def test_train_sample_runs_and_export(tmp_path, capsys):
     run = tmp_path / "run"
-    code = main(["train", "--dataset", "builtin:faces:128", "--resolution", "32", "--batch-size", "16",
+    code = main(["train", "--preset", "quick-faces-32", "--dataset", "builtin:faces:128", "--batch-size", "16",
                  "--max-steps", "6", "--run-dir", str(run), "--device", "cpu", "--seed", "3",
                  "--set", "model.options.ngf=8", "--set", "model.options.ndf=8", "--set", "optim.lr_d=1e-4"])
     assert code == 0
@@ -38,8 +45,9 @@ def test_train_sample_runs_and_export(tmp_path, capsys):
 
 def test_existing_run_without_resume_is_refused(tmp_path, capsys):
     run = tmp_path / "run"
-    args = ["train", "--dataset", "builtin:faces:64", "--resolution", "32", "--batch-size", "16", "--max-steps", "1",
-            "--run-dir", str(run), "--device", "cpu", "--set", "model.options.ngf=4", "--set", "model.options.ndf=4"]
+    args = ["train", "--preset", "quick-faces-32", "--dataset", "builtin:faces:64", "--batch-size", "16",
+            "--max-steps", "1", "--run-dir", str(run), "--device", "cpu",
+            "--set", "model.options.ngf=4", "--set", "model.options.ndf=4"]
     assert main(args) == 0
     assert main(args) == 2
     assert "--resume" in capsys.readouterr().err
@@ -72,7 +80,7 @@ def test_signal_handlers_are_restored_after_training(tmp_path):
     import signal
 
     before = signal.getsignal(signal.SIGTERM)
-    assert main(["train", "--dataset", "builtin:faces:64", "--resolution", "32", "--batch-size", "16",
+    assert main(["train", "--preset", "quick-faces-32", "--dataset", "builtin:faces:64", "--batch-size", "16",
                  "--max-steps", "1", "--run-dir", str(tmp_path / "r"), "--device", "cpu",
                  "--set", "model.options.ngf=4", "--set", "model.options.ndf=4"]) == 0
     assert signal.getsignal(signal.SIGTERM) is before
@@ -83,3 +91,88 @@ def test_config_mistakes_fail_before_the_dataset_loads(tmp_path, capsys):
                  "--set", "data.diffaugment=color,zoom"]) == 2
     err = capsys.readouterr().err
     assert "data.diffaugment: unknown DiffAugment policy zoom" in err and "Traceback" not in err
+
+
+def _resolved(*flags: str):
+    """The config and note of ``train --device cpu FLAGS``, its device set back to the recipes' 'auto'."""
+    config, note = resolve_train_config(build_parser().parse_args(["train", "--device", "cpu", *flags]))
+    assert config.train.device == "cpu"
+    config.train.device = "auto"
+    return config, note
+
+
+def test_without_a_preset_the_recommended_recipe_is_sized_for_the_device():
+    config, note = _resolved()
+    name = RECOMMENDED["cpu"]
+    assert config == recipe(name, CPU)[0]
+    assert note == f"recipe {name} (recommended for this device): {recipe(name, CPU)[1]}"
+    assert note.split(": ", 1)[1].startswith("CPU size applied: ")
+
+
+@pytest.mark.parametrize("size", ["auto", "cpu", "small-gpu", "large-gpu", "source"])
+def test_size_flag_picks_the_size_of_a_preset(size):
+    config, note = _resolved("--preset", "afhq-dcgan-128", "--size", size)
+    published = PRESETS["afhq-dcgan-128"]
+    if size == "source":
+        assert config == published and "Source size applied: the recipe as published" in note
+        return
+    expected = SIZES["afhq-dcgan-128"]["cpu" if size == "auto" else size]
+    assert (config.train.batch_size, config.data.resolution) == (expected.batch_size, expected.resolution)
+    assert config.model.options == {**published.model.options, **expected.options}
+    assert note.startswith("recipe afhq-dcgan-128: ") and "size applied" in note
+
+
+def test_size_is_refused_where_there_is_no_recipe_to_size(tmp_path, capsys):
+    (tmp_path / "config.json").write_text(PRESETS["quick-faces-32"].to_json())
+    assert main(["train", "--config", str(tmp_path / "config.json"), "--size", "cpu", "--device", "cpu"]) == 2
+    assert "--size sizes a recipe" in capsys.readouterr().err
+
+
+def test_train_prints_the_size_it_applied(tmp_path, capsys):
+    assert main(["train", "--preset", "quick-faces-32", "--dataset", "builtin:faces:64", "--max-steps", "1",
+                 "--device", "cpu", "--run-dir", str(tmp_path / "r"), "--no-progress",
+                 "--set", "model.options.ngf=4", "--set", "model.options.ndf=4"]) == 0
+    assert "recipe quick-faces-32: CPU size applied: the recipe as published (batch 32, 32 px)." in \
+        capsys.readouterr().err
+
+
+TINY = {"fastgan": {"latent_dim": 32, "ngf": 4, "ndf": 4}, "wgan-gp": {"ngf": 4, "ndf": 4},
+        "aae": {"ngf": 4, "nef": 4, "latent_dim": 16, "d_hidden": 32}}
+
+
+@pytest.mark.parametrize("model", sorted(TINY))
+def test_model_flag_takes_the_loss_the_model_is_defined_with(model, tmp_path):
+    """A bce recipe switched to a model defined with another loss trains with that loss."""
+    run = tmp_path / "run"
+    options = [f"--set=model.options.{key}={value}" for key, value in TINY[model].items()]
+    assert main(["train", "--preset", "face-course-dcgan-64-ttur", "--model", model, "--resolution", "32",
+                 "--dataset", "builtin:faces:32", "--batch-size", "8", "--max-steps", "1", "--device", "cpu",
+                 "--run-dir", str(run), "--no-progress", "--set", "optim.n_critic=1", "--set", "train.grid_size=4",
+                 *options]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"]["name"] == model and config["loss"]["kind"] == get_model(model).loss
+
+
+def test_name_gives_the_run_directory(capsys):
+    args = ["train", "--preset", "quick-faces-32", "--name", "my-first-faces", "--dataset", "builtin:faces:64",
+            "--max-steps", "1", "--device", "cpu", "--no-progress",
+            "--set", "model.options.ngf=4", "--set", "model.options.ndf=4"]
+    assert main(args) == 0
+    assert (runs_root() / "my-first-faces" / "config.json").is_file()
+    assert main(args) == 2 and "my-first-faces" in capsys.readouterr().err  # taken: refused, not overwritten
+    assert main(["train", "--name", "x", "--run-dir", "elsewhere", "--device", "cpu"]) == 2
+    assert "--name and --run-dir" in capsys.readouterr().err
+    assert main(["train", "--name", "../up", "--device", "cpu"]) == 2
+    assert "--name: run name '../up'" in capsys.readouterr().err
+
+
+def test_processes_of_one_torchrun_share_the_named_run_directory(monkeypatch):
+    from engine.cli import _run_dir
+
+    config = PRESETS["quick-faces-32"]
+    args = build_parser().parse_args(["train", "--name", "shared-run"])
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert _run_dir(args, config, main_rank=False) == runs_root() / "shared-run"
+    assert not (runs_root() / "shared-run").exists()  # the main process creates it
+    with pytest.raises(ConfigError, match="--run-dir DIR or --name NAME"):
+        _run_dir(build_parser().parse_args(["train"]), config, main_rank=True)

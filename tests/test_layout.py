@@ -42,9 +42,29 @@ class SlowIn(nn.Module):
         return self.head(x.flatten(1))
 
 
+class SleepyG(nn.Module):
+    """A G whose forward sleeps ``per_latent`` seconds per latent; ``calls`` (shared by the copies the
+    timing makes) records the batch of every forward."""
+
+    calls: list[int] = []
+
+    def __init__(self, per_latent: float) -> None:
+        super().__init__()
+        self.per_latent = per_latent
+        self.conv = nn.Conv2d(4, 3, 1)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        SleepyG.calls.append(len(z))
+        time.sleep(self.per_latent * len(z))
+        return self.conv(z.view(-1, 4, 2, 2))
+
+
 @pytest.fixture(autouse=True)
-def _fresh_decisions():
+def _fresh_decisions(tmp_path, monkeypatch):
+    """Each test starts with nothing decided: an empty in-process dict and its own cache directory."""
+    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
     layout._decided.clear()
+    SleepyG.calls.clear()
     yield
     layout._decided.clear()
 
@@ -69,6 +89,43 @@ def test_auto_on_cpu_keeps_the_layout_that_is_faster(slow_when_channels_last):
     assert all(torch.equal(v, g.state_dict()[k]) for k, v in before.items()) and g.conv.weight.grad is None
     assert torch.equal(rng, torch.get_rng_state())
     assert g.conv.weight.is_contiguous()  # timed on copies
+
+
+def test_the_decision_is_remembered_for_this_machine_and_shape(tmp_path, monkeypatch):
+    g, d = TinyG(), SlowIn(False)
+    assert wants_channels_last("auto", CPU, g, d, 8, 16, True)
+    layout._decided.clear()  # a new process on this machine
+
+    def timed_again(*args):
+        raise AssertionError("timed again")
+
+    monkeypatch.setattr(layout, "_timed_layouts", timed_again)
+    assert wants_channels_last("auto", CPU, g, d, 8, 16, True)
+    with pytest.raises(AssertionError, match="timed again"):  # another batch is another shape
+        wants_channels_last("auto", CPU, g, d, 4, 16, True)
+    layout._decided.clear()
+    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "another-machine"))
+    with pytest.raises(AssertionError, match="timed again"):
+        wants_channels_last("auto", CPU, g, d, 8, 16, True)
+
+
+def test_a_network_too_slow_to_time_stays_contiguous_after_one_small_pass(monkeypatch):
+    monkeypatch.setattr(layout, "BUDGET_SECONDS", 2.0)
+    g, d = SleepyG(per_latent=0.2), SlowIn(False)  # the probe (2 latents) scaled to 8: 1.6 s > 2 s / 4
+    assert not wants_channels_last("auto", CPU, g, d, 8, 16, True)
+    assert SleepyG.calls == [layout.PROBE]
+    assert not layout._decided and not (layout.cache_dir() / "memory_format.json").exists()
+    assert not wants_channels_last("auto", CPU, g, d, 8, 16, True)
+    assert SleepyG.calls == [layout.PROBE] * 2  # not remembered: tried again (the load may have passed)
+
+
+def test_timing_rounds_stop_at_the_budget(monkeypatch):
+    monkeypatch.setattr(layout, "BUDGET_SECONDS", 2.0)
+    g, d = SleepyG(per_latent=0.035), TinyG()  # probe 0.07 s; a full pass 0.28 s, a round 0.56 s
+    wants_channels_last("auto", CPU, g, d, 8, 16, False)
+    full = SleepyG.calls[1:]
+    assert SleepyG.calls[0] == layout.PROBE and set(full) <= {8}
+    assert len(full) <= 2 + 2 * 2  # two warm-ups, then rounds while they end within 2 s: at most 2 of 4
 
 
 def test_layout_is_recorded_and_kept_on_resume(tmp_path):

@@ -8,7 +8,7 @@ from engine import load_generator
 from engine.config import ConfigError
 from engine.models.losses import WassersteinGPLoss
 from engine.models import build_model, get_model, list_models
-from engine.presets import PRESETS, suggested_config
+from engine.presets import PRESETS, RECOMMENDED, SIZES, recipe, suggested_config
 from engine.train import Trainer
 from tests.conftest import tiny_config
 
@@ -72,10 +72,14 @@ def test_every_preset_builds():
         assert pair.generator(torch.randn(2, pair.latent_dim)).shape[-1] == config.data.resolution, name
 
 
-def test_the_recommended_model_is_the_default_on_a_gpu_and_dcgan_on_a_cpu():
-    gpu, cpu = suggested_config(torch.device("cuda")), suggested_config(torch.device("cpu"))
-    assert gpu.model == PRESETS["fastgan-64"].model and gpu.data.diffaugment and gpu.loss.kind == "hinge"
-    assert cpu.model.name == "dcgan" and cpu.data.resolution == 32
+def test_suggested_config_is_the_recommended_recipe_at_the_cpu_size():
+    cpu = torch.device("cpu")
+    config = suggested_config(cpu)
+    name = RECOMMENDED["cpu"]
+    assert config == recipe(name, cpu)[0] and config.model.name == PRESETS[name].model.name
+    size = SIZES[name]["cpu"]
+    assert (config.train.batch_size, config.data.resolution) == (size.batch_size, size.resolution)
+    assert all(config.model.options[k] == v for k, v in size.options.items())
 
 
 def test_wgan_gp_penalty_uses_interpolates_and_pulls_gradient_norms_to_one():
@@ -113,7 +117,7 @@ def test_every_preset_trains_from_the_cli(name, tmp_path):
     one D step per G step (n_critic = 5 would only repeat the same code)."""
     from engine.cli import main
 
-    assert main(["train", "--preset", name, "--dataset", "builtin:faces:32", "--batch-size", "4",
+    assert main(["train", "--preset", name, "--size", "source", "--dataset", "builtin:faces:32", "--batch-size", "4",
                  "--max-steps", "1", "--device", "cpu", "--run-dir", str(tmp_path / "run"), "--no-progress",
                  "--set", "optim.n_critic=1", "--set", "train.grid_size=4"]) == 0
     gen = load_generator(tmp_path / "run")
