@@ -40,7 +40,7 @@ def test_space_is_created_with_streamlit_the_studio_and_links(hub: HubServer, mo
     files = hub.files("space", SPACE)
     assert set(space_files()) | {"README.md", ".gitattributes"} == set(files)
     assert {"app.py", "requirements.txt", "studio/pages/explore.py", "studio/generators.py",
-            "engine/generator.py", "engine/hub/pull.py"} <= set(files)
+            "engine/generator.py", "engine/hub/pull.py", "studio/assets/favicon.png"} <= set(files)
     assert b"pyarrow" in files["requirements.txt"]
     readme = files["README.md"].decode()
     meta = yaml.safe_load(readme.split("---", 2)[1])

@@ -18,6 +18,7 @@ from engine.hub.token import resolve_token
 ROOT = Path(__file__).resolve().parents[2]
 TOP_FILES = ("app.py", "requirements.txt", ".streamlit/config.toml")
 PACKAGES = ("engine", "studio")
+PACKAGE_FILES = ("*.py", "*.png")  # code, and the studio's shipped assets (its favicon)
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,11 @@ class SpaceResult:
 
 
 def space_files(root: Path = ROOT) -> list[str]:
-    """The studio's code a Space runs (repo paths relative to ``root``)."""
+    """The studio's code and assets a Space runs (repo paths relative to ``root``)."""
     files = [name for name in TOP_FILES if (root / name).is_file()]
     for package in PACKAGES:
-        files += sorted(p.relative_to(root).as_posix() for p in (root / package).rglob("*.py")
-                        if "__pycache__" not in p.parts)
+        files += sorted(p.relative_to(root).as_posix() for pattern in PACKAGE_FILES
+                        for p in (root / package).rglob(pattern) if "__pycache__" not in p.parts)
     return files
 
 
