@@ -135,9 +135,9 @@ def resolve_train_config(args: argparse.Namespace) -> tuple[Config, str | None]:
         config = Config.load(args.config)
     else:
         device = detect_device(args.device or "auto")
-        name = args.preset or recommended(device)
+        name = args.preset or recommended(device, args.dataset or "builtin:faces")
         config, applied = recipe(name, device, args.size)
-        note = f"recipe {name}{'' if args.preset else ' (recommended for this device)'}: {applied}"
+        note = f"recipe {name}{'' if args.preset else ' (recommended for this device and these images)'}: {applied}"
     if args.model and args.model != config.model.name:
         config.model.name, config.model.options = args.model, {}
         config.loss.kind = get_model(args.model).loss or config.loss.kind  # the loss the model is defined with

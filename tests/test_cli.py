@@ -101,11 +101,15 @@ def _resolved(*flags: str):
     return config, note
 
 
-def test_without_a_preset_the_recommended_recipe_is_sized_for_the_device():
-    config, note = _resolved()
-    name = RECOMMENDED["cpu"]
-    assert config == recipe(name, CPU)[0]
-    assert note == f"recipe {name} (recommended for this device): {recipe(name, CPU)[1]}"
+@pytest.mark.parametrize("dataset, kind", [(None, "builtin"), ("builtin:faces:500", "builtin"),
+                                           ("/data/cats", "photos")])
+def test_without_a_preset_the_recommended_recipe_for_the_images_is_sized_for_the_device(dataset, kind):
+    config, note = _resolved(*(["--dataset", dataset] if dataset else []))
+    name = RECOMMENDED["cpu"][kind]
+    expected = recipe(name, CPU)[0]
+    expected.data.spec = dataset or "builtin:faces"
+    assert config == expected
+    assert note == f"recipe {name} (recommended for this device and these images): {recipe(name, CPU)[1]}"
     assert note.split(": ", 1)[1].startswith("CPU size applied: ")
 
 

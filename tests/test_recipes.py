@@ -86,13 +86,23 @@ def test_device_classes_and_the_recommended_recipe_for_each(monkeypatch):
     assert device_class(CPU) == "cpu" and device_class(torch.device("mps")) == "small-gpu"
     assert device_class(_gpu(monkeypatch, 16)) == "small-gpu"
     assert device_class(_gpu(monkeypatch, 80)) == "large-gpu"
-    assert recommended(_gpu(monkeypatch, 80)) == RECOMMENDED["large-gpu"]
-    assert suggested_config(_gpu(monkeypatch, 80)) == recipe(RECOMMENDED["large-gpu"], CPU, "large-gpu")[0]
-    assert recommended(torch.device("mps")) == RECOMMENDED["small-gpu"] and recommended(CPU) == RECOMMENDED["cpu"]
-    assert set(RECOMMENDED) == set(DEVICE_CLASSES) and set(RECOMMENDED.values()) <= set(PRESETS)
+    assert recommended(_gpu(monkeypatch, 80)) == RECOMMENDED["large-gpu"]["builtin"]
+    assert suggested_config(_gpu(monkeypatch, 80)) == recipe(RECOMMENDED["large-gpu"]["builtin"], CPU, "large-gpu")[0]
+    assert recommended(torch.device("mps"), "/data/cats") == RECOMMENDED["small-gpu"]["photos"]
+    assert set(RECOMMENDED) == set(DEVICE_CLASSES)
+    assert all(set(by_kind) == {"builtin", "photos"} and set(by_kind.values()) <= set(PRESETS)
+               for by_kind in RECOMMENDED.values())
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(DeviceError, match="no CUDA GPU"):
         device_class(torch.device("cuda"))
+
+
+def test_on_a_cpu_the_builtin_faces_get_the_quick_dcgan_and_photographs_fastgan():
+    assert recommended(CPU) == recommended(CPU, "builtin:faces:2000") == "quick-faces-32"
+    assert recommended(CPU, "/home/me/cats") == recommended(CPU, "hf:huggan/AFHQ") == "fastgan-64"
+    photos = suggested_config(CPU, "/home/me/cats")
+    assert photos.data.spec == "/home/me/cats" and photos.model.name == "fastgan"
+    assert (photos.data.resolution, photos.model.options["ngf"]) == (64, SIZES["fastgan-64"]["cpu"].options["ngf"])
 
 
 def test_checkpoint_size_of_the_recommended_cpu_recipe_matches_a_saved_checkpoint(tmp_path):
@@ -117,20 +127,20 @@ def test_nothing_measured_means_no_speed_and_nothing_too_slow(monkeypatch, tmp_p
 def test_the_shipped_benchmark_covers_every_recipe_on_a_cpu_and_applies_only_at_that_size(monkeypatch):
     table = json.loads(expectations.SPEEDS_TABLE.read_text())
     assert set(table["cpu"]) == set(PRESETS) and all(e["img_per_sec"] > 0 for e in table["cpu"].values())
-    name = RECOMMENDED["cpu"]
-    found = expectation(suggested_config(CPU), CPU)
+    name = RECOMMENDED["cpu"]["photos"]  # its published size differs from its CPU size
+    found = expectation(suggested_config(CPU, "/data/cats"), CPU)
     assert found.img_per_sec == table["cpu"][name]["img_per_sec"]
     assert found.source.startswith(f"benchmark on {table['cpu'][name]['measured_on']}")
     assert expectation(preset(name), CPU).img_per_sec is None  # the published size was not measured here
 
 
 def test_a_recorded_speed_is_read_back_for_the_same_shape_only():
-    config = suggested_config(CPU)
+    config = suggested_config(CPU, "/data/cats")
     record_speed(config, CPU, 123.4, "20261125-101500-fastgan-64px")
     found = expectation(config, CPU)
     assert found.img_per_sec == 123.4
     assert found.source == "measured on this machine (run 20261125-101500-fastgan-64px, just now)"
-    wider = suggested_config(CPU)
+    wider = suggested_config(CPU, "/data/cats")
     wider.model.options["ngf"] = 2 * config.model.options["ngf"]
     assert expectation(wider, CPU).img_per_sec != 123.4
     config.data.spec, config.optim.lr_g = "another-dataset", 1e-3  # neither changes the speed

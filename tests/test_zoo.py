@@ -75,7 +75,7 @@ def test_every_preset_builds():
 def test_suggested_config_is_the_recommended_recipe_at_the_cpu_size():
     cpu = torch.device("cpu")
     config = suggested_config(cpu)
-    name = RECOMMENDED["cpu"]
+    name = RECOMMENDED["cpu"]["builtin"]
     assert config == recipe(name, cpu)[0] and config.model.name == PRESETS[name].model.name
     size = SIZES[name]["cpu"]
     assert (config.train.batch_size, config.data.resolution) == (size.batch_size, size.resolution)
