@@ -34,6 +34,7 @@ from typing import Any, Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the worker trains (engine/__main__.py)
 
 SHARED_CATS = ROOT.parent / "shared" / "datasets" / "afhq_cat64"
 THRESHOLDS = {"builtin:faces": 60.0, "cats": 60.0}  # SWD at which samples first look recognisable (by eye)
