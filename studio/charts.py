@@ -139,6 +139,8 @@ def _add_curve(fig: go.Figure, points: list[tuple[float, float]], label: str, sm
         fig.add_trace(go.Scatter(x=xs, y=ys, name=label, mode="lines", opacity=_RAW_OPACITY, showlegend=False,
                                  hoverinfo="skip", legendgroup=label, line_color=colour), row=1, col=col)
         ys = ema_smooth(ys, smoothing)
+    if len(points) == 1:
+        mode = "markers"  # a line through one point draws nothing
     fig.add_trace(go.Scatter(x=xs, y=ys, name=label, mode=mode, showlegend=legend, legendgroup=label,
                              line_color=colour, marker_color=colour), row=1, col=col)
 

@@ -104,12 +104,18 @@ def _panel(run: engine.Run, was_live: bool) -> None:
     if status["state"] == "failed":
         st.error(f"Training failed: {status.get('error') or 'the worker stopped without saying why.'}",
                  icon=":material/error:")
-    generated, real = st.columns(2)
+    generated, real, quality = st.columns([1, 1, 1.4], gap="medium")
     with generated:
         _grids(run, live)
     with real:
         _real_images(run)
-    _curves(run, records, live)
+    with quality:
+        axis, smoothing = _chart_controls()
+        _quality_curve(run, records, live, axis, smoothing)
+    if charts.train_records(records):
+        st.plotly_chart(charts.loss_figure(records, run.name, axis, smoothing), key="monitor-losses")
+    elif live:
+        st.info("The loss curves appear after the first few steps.")
     _log(run, expanded=status["state"] == "failed")
 
 
@@ -170,14 +176,8 @@ def _real_images(run: engine.Run) -> None:
              width="stretch")
 
 
-def _curves(run: engine.Run, records: list[dict[str, Any]], live: bool) -> None:
-    """The quality metric and the losses, against time, steps or images, optionally smoothed."""
-    train = charts.train_records(records)
-    if not train and not charts.eval_records(records):
-        if live:
-            st.info("The curves appear after the first few steps: the quality metric (live SWD against real "
-                    "images, lower is better) and the losses.")
-        return
+def _chart_controls() -> tuple[str, float]:
+    """The curves' x axis (time, steps or images) and smoothing, kept for the session."""
     st.session_state.setdefault("chart:axis", "time")
     st.session_state.setdefault("chart:smoothing", 0.6)
     axis_col, smooth_col = st.columns(2)
@@ -186,16 +186,16 @@ def _curves(run: engine.Run, records: list[dict[str, Any]], live: bool) -> None:
                                       persist_state="session")
     smoothing = smooth_col.slider("Smoothing", 0.0, 0.99, step=0.01, key="chart:smoothing", persist_state="session",
                                   help="Exponential moving average, as in TensorBoard: 0 draws the raw values.")
-    metric_col, loss_col = st.columns(2)
-    with metric_col:
-        if charts.metric_series(records):
-            st.plotly_chart(charts.metric_figure(records, run.name, axis, smoothing), key="monitor-metrics")
-        elif live:
-            st.info("The quality curve (live SWD against real images, lower is better) appears after its first "
-                    "measurement.")
-    with loss_col:
-        if train:
-            st.plotly_chart(charts.loss_figure(records, run.name, axis, smoothing), key="monitor-losses")
+    return axis, smoothing
+
+
+def _quality_curve(run: engine.Run, records: list[dict[str, Any]], live: bool, axis: str, smoothing: float) -> None:
+    """The live metric (and any periodic evaluation) against ``axis``."""
+    if charts.metric_series(records):
+        st.plotly_chart(charts.metric_figure(records, run.name, axis, smoothing), key="monitor-metrics")
+    elif live:
+        st.info("The quality curve (live SWD of generated against real images, lower is better) appears after "
+                "its first measurement.")
 
 
 def log_tail(path: Path, lines: int = LOG_LINES) -> str:

@@ -1,13 +1,16 @@
-"""End to end in a real browser: `streamlit run app.py`, train from the Train page, then explore.
+"""End to end in a real browser: `streamlit run app.py`, stop a starting run, train from the Train
+page, then explore.
 
 Skips (with the reason) when Playwright or the system Chromium is missing. Saves the screenshots
-screenshot_train.png and screenshot_explore.png in $GAN_STUDIO_SCREENSHOTS (the README's come from
-GAN_STUDIO_SCREENSHOTS=docs/images), else in a temporary folder.
+screenshot_train_new_run.png, screenshot_train.png and screenshot_explore.png in
+$GAN_STUDIO_SCREENSHOTS (the README's come from GAN_STUDIO_SCREENSHOTS=docs/images), else in a
+temporary folder.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -72,41 +75,48 @@ def app_url(tmp_path: Path) -> Iterator[str]:
                 os.kill(pid, signal.SIGTERM)
 
 
-def set_number(page: "sync_api.Page", label: str, value: int) -> None:
-    box = page.get_by_label(label, exact=True)
-    box.fill(str(value))
-    box.press("Enter")
-    page.wait_for_timeout(300)
-
-
 def assert_no_problem_shown(page: "sync_api.Page") -> None:
     assert page.locator('[data-testid="stException"]').count() == 0
     for words in ("Traceback", "Could not", "Training failed"):
         assert page.get_by_text(words).count() == 0, words
 
 
-def test_train_then_explore_in_chromium(app_url: str) -> None:
+def test_stop_while_starting_then_train_with_progress_live_metric_and_explore_in_chromium(app_url: str) -> None:
+    """The recommended CPU recipe on the built-in faces, as a newcomer gets it: Stop pressed while the run
+    starts ends it; a second run shows progress within 15 s of Start, then the live quality curve next
+    to generated and real images."""
     IMAGES.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1600})
         page.set_default_timeout(120_000)
         page.goto(app_url)
-        page.get_by_text("Real images at").wait_for()  # the device's suggested recipe, as a newcomer gets it
-        set_number(page, "Stop after steps", 2000)
-        page.get_by_text("Hyper-parameters").click()
-        set_number(page, "Progress grid every (steps)", 50)
+        page.get_by_text("Real images at").wait_for()
+        assert page.get_by_role("combobox", name="Recipe").input_value().endswith(" · Recommended for this CPU")
+        page.get_by_text("Expected:").wait_for()
+        assert_no_problem_shown(page)
+        page.screenshot(path=str(IMAGES / "screenshot_train_new_run.png"))
 
         page.get_by_role("button", name="Start training").click()
-        page.get_by_text("Fixed latents at step").wait_for()
-        page.locator(".stPlotlyChart").first.wait_for()
-        page.get_by_text("Progress grid at step").wait_for()
-        page.get_by_text("Fixed latents at step 300 ").wait_for(timeout=300_000)  # faces begin to emerge
+        page.get_by_text(re.compile(r"^Starting: ")).wait_for()
+        page.get_by_role("button", name="Stop", exact=True).click()
+        page.get_by_text("Stopped", exact=True).wait_for()
+
+        page.get_by_text("New training run").click()
+        page.get_by_role("button", name="Start training").click()
+        started = time.monotonic()
+        page.get_by_text(re.compile(r"^running for .* images seen")).first.wait_for(timeout=15_000)
+        print(f"progress text {time.monotonic() - started:.1f} s after Start")
+        page.locator(".stPlotlyChart", has_text="live").wait_for(timeout=300_000)
+        print(f"live metric curve {time.monotonic() - started:.1f} s after Start")
+        page.get_by_text("Real: training images").wait_for()
+        page.get_by_text("Generated: fixed latents at step").wait_for()
         page.wait_for_timeout(1500)
         assert_no_problem_shown(page)
         page.set_viewport_size({"width": 1400, "height": 1250})
         page.screenshot(path=str(IMAGES / "screenshot_train.png"))
         page.set_viewport_size({"width": 1400, "height": 1600})
+        page.get_by_role("button", name="Stop", exact=True).click()
 
         page.get_by_role("link", name="Explore").click()
         page.get_by_text("trained on 1,000,064 images").wait_for()  # the shipped demo generator

@@ -100,10 +100,10 @@ def start_area(config: engine.Config, processes: int, spec: str | None, count: i
 
 
 def new_run_section(live: list[engine.Run]) -> None:
-    if st.session_state.pop("new-run:collapse", False):
-        st.session_state["new-run"] = False  # make room for the run just started
-    with st.expander("New training run", expanded=not live, icon=":material/add_circle:", key="new-run",
-                     on_change="rerun"):
+    collapse = st.session_state.pop("new-run:collapse", False)  # make room for the run just started
+    if collapse or "new-run" not in st.session_state:  # else the user's choice stands
+        st.session_state["new-run"] = not live and not collapse
+    with st.expander("New training run", icon=":material/add_circle:", key="new-run", on_change="rerun"):
         data_col, model_col = st.columns([5, 4], gap="large")
         with data_col:
             st.subheader("Dataset")
