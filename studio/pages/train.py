@@ -100,6 +100,7 @@ def start_area(config: engine.Config, processes: int, spec: str | None, count: i
 
 
 def new_run_section(live: list[engine.Run]) -> None:
+    """Dataset, recipe and form, then Start (open at first; folded while a run trains)."""
     collapse = st.session_state.pop("new-run:collapse", False)  # make room for the run just started
     if collapse or "new-run" not in st.session_state:  # else the user's choice stands
         st.session_state["new-run"] = not live and not collapse
@@ -169,6 +170,7 @@ def run_controls(run: engine.Run) -> None:
 
 
 def watched_run(runs: list[engine.Run], live: list[engine.Run]) -> engine.Run | None:
+    """The run chosen to watch (a live one first) and its Stop/Resume/Train longer controls."""
     if not runs:
         st.info("No runs yet: press **Start training** below. The recommended recipe shows its first faces "
                 "within minutes on this device.")
