@@ -116,18 +116,20 @@ def device_word(device_class: str) -> str:
     return "CPU" if device_class == "cpu" else "GPU"
 
 
-def recipe_choice() -> None:
-    """The Recipe (this device's recommended one first) and its Size; changing either refills the form."""
+def recipe_choice(spec: str) -> None:
+    """The Recipe (the one recommended on this device for these images first) and its Size; changing
+    either refills the form."""
     device = engine.detect_device()
-    recommended, word = engine.recommended(device), device_word(engine.device_class(device))
+    recommended, word = engine.recommended(device, spec), device_word(engine.device_class(device))
     if "cfg:base" not in st.session_state:  # first visit: the recommended recipe at this device's size
         st.session_state["cfg:preset"], st.session_state["cfg:size"] = recommended, "auto"
         _apply_recipe()
     names = [recommended, *(n for n in engine.PRESETS if n != recommended)]
     st.selectbox("Recipe", names, key="cfg:preset", on_change=_apply_recipe, persist_state="session",
                  format_func=lambda n: f"{n} · Recommended for this {word}" if n == recommended else n,
-                 help=f"Recommended: the recipe that shows the best images per minute on this {word}. Every "
-                      "recipe is sized for this device unless you choose another size.")
+                 help=f"Recommended: the recipe that shows the best images per minute on this {word} for the "
+                      "chosen images (the built-in faces, or photographs). Every recipe is sized for this "
+                      "device unless you choose another size.")
     st.segmented_control("Size", list(SIZE_LABELS), key="cfg:size", required=True, on_change=_apply_recipe,
                          format_func=lambda s: f"Auto ({word})" if s == "auto" else SIZE_LABELS[s],
                          persist_state="session",
@@ -184,7 +186,7 @@ def _option_widget(info: engine.ModelInfo, name: str, default: Any) -> Any:
 
 def config_form(spec: str) -> engine.Config:
     """Render the form and return the Config it describes, training on dataset ``spec``."""
-    recipe_choice()
+    recipe_choice(spec)
     models = {m.name: m for m in engine.list_models()}
     name = st.selectbox("Model", list(models), key="cfg:model.name", persist_state="session")
     info = models[name]

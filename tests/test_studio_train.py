@@ -217,6 +217,10 @@ def test_the_recommended_recipe_comes_first_sized_for_this_device(runs_root: Pat
     expected = next(c for c in captions(at) if c.startswith("Expected:"))
     assert re.search(r"one checkpoint \*\*[\d,.]+ MB\*\*", expected), expected
 
+    upload(at, "pets.zip", zip_of_images())
+    for_photos = engine.recommended(device, next((runs_root.parent / "uploads").glob("pets-*.zip")).as_posix())
+    assert at.selectbox(key="cfg:preset").options[0] == f"{for_photos} · Recommended for this CPU"
+
 
 def test_a_recipe_too_slow_here_says_so_next_to_start_with_the_measured_speed(runs_root: Path) -> None:
     from engine.expectations import record_speed
