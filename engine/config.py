@@ -60,13 +60,20 @@ class OptimConfig:
 
 @dataclass
 class MetricsConfig:
-    """Evaluation during training (0 = off) and where the Inception weights live offline."""
+    """Evaluation during training (0 = off), the live SWD, and where the Inception weights live offline.
+
+    The live metric is SWD on ``live_samples`` EMA-generator images (0 = off) against a fixed subset
+    of the training images, run as often as keeps it within ``live_budget`` of the training time; the
+    best checkpoint follows it when ``every_images`` is 0.
+    """
 
     every_images: int = 0
     names: list[str] = field(default_factory=lambda: ["swd"])
     num_samples: int = 2_000
     best_metric: str = "swd"
     inception_weights: str = ""
+    live_samples: int = 256
+    live_budget: float = 0.05
 
 
 @dataclass

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 from engine.config import Config
 from engine.device import detect_device
-from engine.runs import Run, list_runs
+from engine.runs import LAUNCH_ENV, Run, file_clock, list_runs
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,7 +37,9 @@ def start_training(config: Config, run_dir: str | Path, resume: bool = False, pr
 
     ``processes`` > 1 launches it under torchrun (one process per GPU, DistributedDataParallel;
     ``train.batch_size`` is the global batch). Refuses (RunConflictError) when a live run under the
-    same runs root shares the device.
+    same runs root shares the device. A stop requested at any moment after it returns ends the run
+    (a STOP file is only stale when older than the launch). A thread of this process waits for the
+    worker, so a finished worker never lingers as a zombie under a long-lived caller (the studio).
     """
     if processes < 1 or config.train.batch_size % processes:
         raise ValueError(f"batch size {config.train.batch_size} must split evenly over {processes} processes")
@@ -56,12 +59,15 @@ def start_training(config: Config, run_dir: str | Path, resume: bool = False, pr
     launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"] if processes > 1 else []
     command = [sys.executable, *launcher, "-m", "engine", "train", "--config", str(run.config_path),
                "--run-dir", str(run.path), "--no-progress"] + (["--resume"] if resume else [])
+    run.stop_path.unlink(missing_ok=True)
+    launched_at = file_clock()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
-               PYTHONUNBUFFERED="1")
+               PYTHONUNBUFFERED="1", **{LAUNCH_ENV: repr(launched_at)})
     with open(run.log_path, "ab") as log:
         process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-    run.stop_path.unlink(missing_ok=True)
-    run.write_status(state="starting", pid=process.pid, step=previous.get("step", 0), images=previous.get("images", 0),
-                     progress=previous.get("progress"), error=None, heartbeat=time.time(), started_at=time.time())
+    threading.Thread(target=process.wait, name=f"reap-worker-{process.pid}", daemon=True).start()
+    run.write_status(state="starting", phase="starting the worker (loading PyTorch)", pid=process.pid,
+                     step=previous.get("step", 0), images=previous.get("images", 0), progress=previous.get("progress"),
+                     error=None, heartbeat=time.time(), started_at=launched_at)
     return process.pid

@@ -1,12 +1,15 @@
 import json
+import os
+import time
 
 import numpy as np
 import pytest
 import torch
 
 from engine import load_dataset, load_generator
-from engine.runs import Run
-from engine.train import CheckpointError, StopFlag, Trainer
+from engine.expectations import expectation
+from engine.runs import LAUNCH_ENV, Run
+from engine.train import CheckpointError, StopFlag, Trainer, loop
 from tests.conftest import tiny_config
 
 
@@ -130,13 +133,18 @@ def test_evaluation_during_training_logs_swd_and_keeps_the_best(tmp_path):
     config.metrics.names = ["swd", "fid"]
     config.metrics.num_samples = 64
     config.metrics.best_metric = "swd"
+    config.metrics.live_samples = 32
     trainer = Trainer(config, tmp_path / "run")
     trainer.train()
-    evals = [r for r in Run(tmp_path / "run").metrics() if r["kind"] == "eval"]
+    records = [r for r in Run(tmp_path / "run").metrics() if r["kind"] == "eval"]
+    evals = [r for r in records if not r.get("live")]
     assert [r["images"] for r in evals] == [64, 128, 192]
     assert all(r["swd_64"] > 0 for r in evals)
     assert all("fid" in r["errors"] for r in evals)  # no Inception weights offline: training goes on with SWD
+    live = [r["swd_32"] for r in records if r.get("live")]
+    assert live and all(value > 0 for value in live)  # the live metric runs beside the periodic one
     best = json.loads((tmp_path / "run" / "checkpoints" / "best.json").read_text())
+    assert best["best"]["key"] == "swd_64"  # with periodic evaluation the best follows it, not the live one
     assert best["best"]["value"] == min(r["swd_64"] for r in evals)
 
 
@@ -144,3 +152,87 @@ def test_a_new_run_refuses_a_directory_with_history(tmp_path):
     Trainer(tiny_config(max_steps=2), tmp_path / "run").train()
     with pytest.raises(FileExistsError, match="already holds a run"):
         Trainer(tiny_config(max_steps=2), tmp_path / "run")
+
+
+def _statuses(monkeypatch) -> list[dict]:
+    """Every status the trainer writes, in order."""
+    written = []
+    original = Run.write_status
+
+    def record(self, **fields):
+        written.append(fields)
+        original(self, **fields)
+
+    monkeypatch.setattr(Run, "write_status", record)
+    return written
+
+
+def test_status_names_each_start_up_phase_then_follows_the_steps(tmp_path, monkeypatch):
+    written = _statuses(monkeypatch)
+    monkeypatch.setattr(loop, "STATUS_EVERY", 1e9)  # only the first step and the log steps rewrite it
+    trainer = Trainer(tiny_config(max_steps=7, log_every=5), tmp_path / "run")
+    trainer.train()
+    phases = [s["phase"] for s in written if s["state"] == "starting"]
+    assert phases == ["loading the dataset", "building the model", "choosing the memory layout",
+                      "writing the first grid", "first training step"]
+    running = [s for s in written if s["state"] == "running"]
+    assert [s["step"] for s in running] == [1, 5, 7]  # progress shows right after the first step
+    assert all(s["img_per_sec"] > 0 and s["eta_seconds"] is not None for s in running)
+    assert {s["started_at"] for s in written} == {trainer._launched_at}
+    assert written[-1]["state"] == "finished" and "phase" not in written[-1]
+
+    written.clear()
+    monkeypatch.setattr(loop, "STATUS_EVERY", 0.0)
+    Trainer(tiny_config(max_steps=7, log_every=5), tmp_path / "every").train()
+    assert [s["step"] for s in written if s["state"] == "running"] == list(range(1, 8))
+
+
+def test_eta_from_the_speed_and_the_nearest_limit(tmp_path):
+    trainer = Trainer(tiny_config(max_steps=100, max_images=800, max_seconds=30.0), tmp_path / "run")
+    trainer.step, trainer.images, trainer.train_seconds = 10, 160, 2.0
+    assert trainer.eta(64.0) == pytest.approx((800 - 160) / 64)  # images run out before steps and time
+    assert trainer.eta(10.0) == pytest.approx(28.0)  # slower: the time limit comes first
+    assert Trainer(tiny_config(max_steps=0), tmp_path / "unlimited").eta(64.0) is None
+
+
+def test_train_records_carry_wall_time_over_sessions(tmp_path, monkeypatch):
+    monkeypatch.setenv(LAUNCH_ENV, str(time.time() - 100))  # launched 100 s ago: start-up counts as wall time
+    Trainer(tiny_config(max_steps=10), tmp_path / "run").train()
+    first = [r for r in Run(tmp_path / "run").metrics() if r["kind"] == "train"]
+    assert all(r["wall"] >= 100 + r["time"] for r in first)
+    saved = json.loads(Run(tmp_path / "run").latest_checkpoint().read_text())["wall_seconds"]
+    monkeypatch.setenv(LAUNCH_ENV, str(time.time()))
+    Trainer(tiny_config(max_steps=15), tmp_path / "run", resume=True).train()
+    later = [r for r in Run(tmp_path / "run").metrics() if r["kind"] == "train"][len(first):]
+    assert later and all(r["wall"] >= saved for r in later)
+
+
+def test_a_stop_file_older_than_the_launch_is_stale(tmp_path):
+    run = Run(tmp_path / "run")
+    run.request_stop()
+    os.utime(run.stop_path, (time.time() - 60, time.time() - 60))  # left over from an earlier session
+    trainer = Trainer(tiny_config(max_steps=3), run.path)
+    assert trainer.train() == "finished" and trainer.step == 3
+
+
+def test_a_stop_requested_during_start_up_ends_the_run_before_its_first_step(tmp_path, monkeypatch):
+    monkeypatch.setenv(LAUNCH_ENV, str(time.time() - 5))  # the worker was launched, then Stop was pressed
+    run = Run(tmp_path / "run")
+    run.request_stop()
+    trainer = Trainer(tiny_config(max_steps=50), run.path)
+    assert trainer.train() == "stopped" and trainer.step == 0
+    assert run.status()["state"] == "stopped" and not run.grids()
+    meta = json.loads(run.latest_checkpoint().read_text())
+    assert meta["step"] == 0 and "memory_format" not in meta  # the layout timing was skipped: resume decides
+    monkeypatch.setenv(LAUNCH_ENV, str(time.time()))  # launched again: that STOP is now stale
+    resumed = Trainer(tiny_config(max_steps=5), run.path, resume=True)
+    assert resumed.train() == "finished" and resumed.step == 5
+
+
+def test_each_session_records_its_speed_for_the_expectations(tmp_path, monkeypatch):
+    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
+    config = tiny_config(max_steps=10)
+    assert expectation(config, torch.device("cpu")).img_per_sec is None
+    Trainer(config, tmp_path / "measured").train()
+    expected = expectation(config, torch.device("cpu"))
+    assert expected.img_per_sec > 0 and "measured" in expected.source

@@ -90,15 +90,30 @@ class PatchSampler:
         return result
 
 
+def directions(dim: int, seed: int) -> list[torch.Tensor]:
+    """DIR_REPEATS blocks of DIRS_PER_REPEAT random unit directions (dim × DIRS_PER_REPEAT each)."""
+    generator = torch.Generator().manual_seed(seed)
+    blocks = []
+    for _ in range(DIR_REPEATS):
+        block = torch.randn(dim, DIRS_PER_REPEAT, generator=generator)
+        blocks.append(block / block.norm(dim=0, keepdim=True))
+    return blocks
+
+
+def sorted_projections(patches: torch.Tensor, blocks: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The patches projected on each block of directions, each column sorted."""
+    return [_sorted(patches @ block.to(patches.device)) for block in blocks]
+
+
+def wasserstein_sorted(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    """Mean 1-D Wasserstein-1 distance between equally long sorted projections, over all directions."""
+    return float(np.mean([(x - y).abs().mean().item() for x, y in zip(a, b)]))
+
+
 def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, seed: int = 0) -> float:
     """Mean over 4×128 random unit directions of the 1-D Wasserstein-1 distance of the projections."""
-    generator = torch.Generator().manual_seed(seed)
-    distances = []
-    for _ in range(DIR_REPEATS):
-        directions = torch.randn(a.shape[1], DIRS_PER_REPEAT, generator=generator)
-        directions = (directions / directions.norm(dim=0, keepdim=True)).to(a.device)
-        distances.append((_sorted(a @ directions) - _sorted(b @ directions)).abs().mean().item())
-    return float(np.mean(distances))
+    blocks = directions(a.shape[1], seed)
+    return wasserstein_sorted(sorted_projections(a, blocks), sorted_projections(b, blocks))
 
 
 def _sorted(projections: torch.Tensor) -> torch.Tensor:

@@ -15,8 +15,18 @@ from engine.runs.files import append_line, atomic_write_json, read_json, read_js
 
 DEFAULT_RUNS_ROOT = Path(__file__).resolve().parents[2] / "checkpoints" / "runs"
 LIVE_STATES = ("starting", "running")
+LAUNCH_ENV = "GAN_STUDIO_LAUNCHED_AT"  # the worker's launch time (file_clock), set by start_training
 _CKPT = re.compile(r"^ckpt_(\d{8})\.json$")
 _GRID = re.compile(r"^step_(\d{8})\.png$")
+_NAME = re.compile(r"[\w.-]{1,80}")
+
+
+def file_clock() -> float:
+    """Wall-clock seconds on the coarse clock the kernel stamps file times with: a file touched after
+    this call never has an older modification time than its result."""
+    if hasattr(time, "CLOCK_REALTIME_COARSE"):
+        return time.clock_gettime(time.CLOCK_REALTIME_COARSE)
+    return time.time()
 
 
 def runs_root() -> Path:
@@ -127,8 +137,7 @@ class Run:
     def rename(self, new_name: str) -> "Run":
         if self.is_live():
             raise RuntimeError(f"run {self.name} is training; stop it before renaming")
-        if not re.fullmatch(r"[\w.-]{1,80}", new_name):
-            raise ValueError("a run name may use letters, digits, '.', '_' and '-' (at most 80)")
+        check_run_name(new_name)
         target = self.path.with_name(new_name)
         if target.exists():
             raise FileExistsError(f"a run named {new_name} already exists")
@@ -150,12 +159,33 @@ def list_runs(root: str | Path | None = None) -> list[Run]:
     return sorted(runs, key=lambda r: r.config_path.stat().st_mtime, reverse=True)
 
 
-def new_run_dir(config: Config, root: str | Path | None = None) -> Path:
-    """A fresh, unused run directory name like 20261122-154501-dcgan-64px."""
+def check_run_name(name: str) -> str:
+    """``name`` when it can name a run directory, else ValueError saying what a name may hold."""
+    if not _NAME.fullmatch(name) or not name.strip("."):
+        raise ValueError(f"run name {name!r}: a run name may use letters, digits, '.', '_' and '-' "
+                         "(1 to 80 characters, not only dots)")
+    return name
+
+
+def new_run_dir(config: Config, root: str | Path | None = None, name: str | None = None) -> Path:
+    """Create and return a fresh run directory: ``name`` (FileExistsError when a run has it), else a
+    timestamped one like 20261122-154501-dcgan-64px (-2, -3, … when taken). The directory is created
+    atomically, so two runs started at the same instant never share one."""
     base = Path(root) if root else runs_root()
+    base.mkdir(parents=True, exist_ok=True)
+    if name is not None:
+        path = base / check_run_name(name)
+        try:
+            path.mkdir()
+        except FileExistsError:
+            raise FileExistsError(f"a run named {name} already exists: choose another name") from None
+        return path
     stem = time.strftime("%Y%m%d-%H%M%S") + f"-{config.model.name}-{config.data.resolution}px"
     path, n = base / stem, 1
-    while path.exists():
-        n += 1
-        path = base / f"{stem}-{n}"
-    return path
+    while True:
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            n += 1
+            path = base / f"{stem}-{n}"

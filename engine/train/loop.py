@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import signal
+import statistics
 import time
 import traceback
 from pathlib import Path
@@ -21,10 +22,12 @@ from engine.data import load_dataset
 from engine.data.augment import Augmenter, BatchRandom, parse_policy
 from engine.data.device_data import DeviceDataset
 from engine.device import configure_backends, detect_device, use_bf16
+from engine.expectations import record_speed
 from engine.grid import image_grid, save_png, to_uint8
+from engine.metrics.live import LiveSchedule, LiveSWD
 from engine.models import GanPair, build_loss, build_model, get_model, resolve_options
 from engine.models.aae import Autoencoder
-from engine.runs import Run
+from engine.runs import LAUNCH_ENV, Run, file_clock
 from engine.runs.files import atomic_write
 from engine.train import distributed
 from engine.train.init import initial_weights
@@ -36,6 +39,13 @@ from engine.train.steps import AdversarialStep, AutoencoderStep
 
 log = logging.getLogger(__name__)
 ProgressFn = Callable[[dict[str, Any]], None]
+STATUS_EVERY = 2.0  # seconds of wall time between status rewrites while training
+
+
+def launch_time() -> float:
+    """When this worker was launched (``start_training`` sets $GAN_STUDIO_LAUNCHED_AT), else now."""
+    launched = os.environ.get(LAUNCH_ENV)
+    return float(launched) if launched else file_clock()
 
 
 class StopFlag:
@@ -66,6 +76,10 @@ class Trainer:
         self.dist = distributed.setup()
         self.config = config
         self.run = Run(run_dir)
+        self._launched_at = launch_time()
+        if not resume and self.dist.is_main and self.run.has_history():
+            raise FileExistsError(f"run directory {self.run.path} already holds a run: resume it, "
+                                  "or choose another directory")
         self.device = detect_device(config.train.device) if not self.dist.active else self.dist.device
         configure_backends(self.device, config.train.deterministic)
         self.bf16 = use_bf16(self.device, config.train.precision)
@@ -92,7 +106,16 @@ class Trainer:
         lr_factor = lr_scale(config.optim, config.train.batch_size)
         if config.train.compile not in COMPILE_MODES:
             raise ConfigError(f"train.compile must be one of {', '.join(COMPILE_MODES)}, not {config.train.compile!r}")
+        self.live_schedule = live_schedule(config)
+        self.live: LiveSWD | None = None  # built at the first live evaluation (off the start-up path)
 
+        checkpoint = self._latest_valid_checkpoint() if resume else None
+        meta = checkpoint[0] if checkpoint else {}
+        self.step, self.images = meta.get("step", 0), meta.get("images", 0)
+        self.train_seconds = meta.get("train_seconds", 0.0)
+        self.wall_base = meta.get("wall_seconds", self.train_seconds)  # wall time of earlier sessions
+        self._clear_stale_stop()
+        self._status("starting", phase="loading the dataset")
         data = distributed.main_first(lambda: load_dataset(config.data.spec, config.data.resolution,
                                                            mmap=self.dist.active), self.dist)
         self.dataset_info = {"spec": config.data.spec, "fingerprint": data.fingerprint, "count": len(data),
@@ -100,11 +123,12 @@ class Trainer:
         self.data = DeviceDataset(data.images, data.labels, self.device, config.train.seed, self.dist.rank,
                                   self.dist.world_size)
         self.real_images = data.images
-        checkpoint = self._latest_valid_checkpoint() if resume else None
+        self._status("starting", phase="building the model")
         torch.manual_seed(config.train.seed)
         pair = build_model(config.model.name, config.model.options, config.data.resolution, len(data.class_names))
         self.latent_dim, self.num_classes = pair.latent_dim, pair.num_classes
-        self.channels_last = self._memory_layout(pair, checkpoint[0] if checkpoint else None)
+        self._status("starting", phase="choosing the memory layout")
+        self.channels_last, self._layout_decided = self._memory_layout(pair, meta)
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.G = pair.generator.to(self.device, memory_format=memory_format)
         self.D = pair.discriminator.to(self.device, memory_format=memory_format)
@@ -126,16 +150,10 @@ class Trainer:
         self.noise = BatchRandom(self.device, config.train.seed * 7 + 1, self.dist.rank, self.dist.world_size)
         fixed = torch.Generator().manual_seed(config.train.seed + 1)
         self.fixed_z = torch.randn(config.train.grid_size, self.latent_dim, generator=fixed).to(self.device)
-        self.step = 0
-        self.images = 0
-        self.train_seconds = 0.0
         self.best: dict[str, Any] = {}
         self._time_up = False  # under torchrun: all ranks agreed the time limit is reached
         if checkpoint:
             self._resume(*checkpoint)
-        elif self.dist.is_main and self.run.has_history():
-            raise FileExistsError(f"run directory {self.run.path} already holds a run: resume it, "
-                                  "or choose another directory")
         elif config.train.init_from:
             self._initialise_from(config.train.init_from)
         self._set_progress()
@@ -144,6 +162,25 @@ class Trainer:
             self.run.write_config(config)
 
     # ----------------------------------------------------------------- state
+
+    def _clear_stale_stop(self) -> None:
+        """Remove a STOP file older than this worker's launch (left by an earlier session); a request
+        made after the launch stays and ends the run."""
+        if not self.dist.is_main:
+            return
+        try:
+            if self.run.stop_path.stat().st_mtime < self._launched_at:
+                self.run.stop_path.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass
+
+    def _stop_file(self) -> bool:
+        """A stop request seen during start-up (one process; torchrun ranks agree on it in the loop)."""
+        return not self.dist.active and self.run.stop_requested()
+
+    def wall_seconds(self) -> float:
+        """Seconds since the run was first started: earlier sessions plus this one since its launch."""
+        return self.wall_base + max(0.0, time.time() - self._launched_at)
 
     def _modules(self) -> dict[str, torch.nn.Module]:
         modules = {"G": self.G, "D": self.D, "G_ema": self.ema.ema}
@@ -191,24 +228,31 @@ class Trainer:
         save_checkpoint(path, self._modules(), {"opt_G": self.opt_g, "opt_D": self.opt_d}, self._state_tensors(), self._meta())
 
     def _meta(self) -> dict[str, Any]:
-        return {"step": self.step, "images": self.images, "train_seconds": self.train_seconds,
-                "data": self.data.state_dict(), "model": self.config.model.name,
-                "model_options": self.config.model.options, "resolution": self.config.data.resolution,
-                "latent_dim": self.latent_dim, "num_classes": self.num_classes, "best": self.best,
-                "world_size": self.dist.world_size, "dataset": self.dataset_info,
-                "memory_format": {"device": self.device.type, "channels_last": self.channels_last}}
+        meta = {"step": self.step, "images": self.images, "train_seconds": self.train_seconds,
+                "wall_seconds": self.wall_seconds(), "data": self.data.state_dict(),
+                "model": self.config.model.name, "model_options": self.config.model.options,
+                "resolution": self.config.data.resolution, "latent_dim": self.latent_dim,
+                "num_classes": self.num_classes, "best": self.best, "world_size": self.dist.world_size,
+                "dataset": self.dataset_info, "live": self.live_schedule.state_dict()}
+        if self._layout_decided:
+            meta["memory_format"] = {"device": self.device.type, "channels_last": self.channels_last}
+        return meta
 
-    def _memory_layout(self, pair: GanPair, meta: dict[str, Any] | None) -> bool:
-        """channels_last or not (train.memory_format); a resumed run keeps the layout it was trained in
-        on the same kind of device, so its continuation computes exactly as an uninterrupted run."""
-        recorded = (meta or {}).get("memory_format", {})
-        if self.config.train.memory_format == "auto" and recorded.get("device") == self.device.type:
-            return recorded["channels_last"]
+    def _memory_layout(self, pair: GanPair, meta: dict[str, Any]) -> tuple[bool, bool]:
+        """channels_last or not (train.memory_format), and whether that is the run's decision to keep.
+        A resumed run keeps the layout it was trained in on the same kind of device, so its continuation
+        computes exactly as an uninterrupted run. A stop requested by now skips the timing: the run
+        stops before its first step, and its resumption decides."""
+        recorded = meta.get("memory_format", {})
+        setting = self.config.train.memory_format
+        if setting == "auto" and recorded.get("device") == self.device.type:
+            return recorded["channels_last"], True
+        measure = not (self.dist.active or self.config.train.deterministic)
+        undecided = setting == "auto" and measure and self._stop_file()
         try:
-            return wants_channels_last(self.config.train.memory_format, self.device, pair.generator,
-                                       pair.discriminator, self.local_batch, pair.latent_dim,
-                                       judges_images=pair.encoder is None,
-                                       measure=not (self.dist.active or self.config.train.deterministic))
+            return wants_channels_last(setting, self.device, pair.generator, pair.discriminator, self.local_batch,
+                                       pair.latent_dim, judges_images=pair.encoder is None,
+                                       measure=measure and not undecided), not undecided
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
 
@@ -223,9 +267,9 @@ class Trainer:
         if self.device.type == "cuda" and "rng.cuda" in tensors:
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
         self.data.load_state_dict(meta["data"])
-        self.step, self.images = meta["step"], meta["images"]
-        self.train_seconds = meta["train_seconds"]
         self.best = meta.get("best", {})
+        if "live" in meta:
+            self.live_schedule.load_state_dict(meta["live"])
 
     def _latest_valid_checkpoint(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         """The newest checkpoint that verifies; damaged newer ones are reported and passed over."""
@@ -299,7 +343,31 @@ class Trainer:
             log.warning("evaluation skipped: %s", exc)
             record["errors"] = {name: str(exc) for name in cfg.names}
         self.run.append_metrics(record)
-        self._track_best(record)
+        wanted = self.config.metrics.best_metric
+        key = next((k for k, v in record.items() if isinstance(v, float) and _output_of(k) == wanted), None)
+        if key is not None:
+            self._track_best(record, key)
+        return record
+
+    def _live_due(self, log_step: bool) -> bool:
+        return bool(self.config.metrics.live_samples) and self.dist.is_main and self.live_schedule.due(
+            self.train_seconds, log_step)
+
+    def live_evaluate(self) -> dict[str, Any]:
+        """The live SWD of the EMA generator, logged; the best checkpoint follows it when no periodic
+        evaluation is configured. Its cost (with best.json, and the real side's preparation the first
+        time) sets when the next one is due."""
+        begin = time.perf_counter()
+        if self.live is None:
+            self.live = LiveSWD(self.real_images, self.config.metrics.live_samples, self.device)
+        start = time.perf_counter()
+        record = {"kind": "eval", "live": True, "step": self.step, "images": self.images,
+                  "time": round(self.train_seconds, 3), self.live.key: self.live(self._sample_fn)}
+        self.run.append_metrics(record)
+        if not self.config.metrics.every_images:
+            self._track_best(record, self.live.key)
+        end = time.perf_counter()
+        self.live_schedule.done(self.train_seconds, end - start, setup=start - begin)
         return record
 
     @torch.no_grad()
@@ -310,13 +378,11 @@ class Trainer:
         with self.autocast():
             return to_uint8(self.ema.ema(z, labels))
 
-    def _track_best(self, record: dict[str, Any]) -> None:
-        wanted = self.config.metrics.best_metric
-        key = next((k for k, v in record.items() if isinstance(v, float) and _output_of(k) == wanted), None)
-        if key is None:
-            return
+    def _track_best(self, record: dict[str, Any], key: str) -> None:
+        """Write best.json when ``record[key]`` beats the best so far of the same key (a best by
+        another key, e.g. from before a config change, is not comparable and is replaced)."""
         value, lower = record[key], metrics.lower_is_better(key)
-        previous = self.best.get("value")
+        previous = self.best.get("value") if self.best.get("key") == key else None
         if previous is None or (value < previous if lower else value > previous):
             self.best = {"key": key, "value": value, "step": self.step, "images": self.images}
             self._write_checkpoint(self.run.checkpoints_dir / "best.json")
@@ -351,12 +417,12 @@ class Trainer:
         self._time_up = out_of_time
         return requested
 
-    def _log(self, acc: torch.Tensor, steps: int, images: int, seconds: float, on_log: ProgressFn | None) -> float:
-        """Append the averages of the last ``steps`` steps to metrics.jsonl; returns img/s."""
+    def _log(self, acc: torch.Tensor, steps: int, img_per_sec: float, on_log: ProgressFn | None) -> None:
+        """Append the averages of the last ``steps`` steps to metrics.jsonl and rewrite the status."""
         values = (distributed.mean_over_ranks(acc, self.dist) / steps).tolist()
-        img_per_sec = images / max(seconds, 1e-9)
         record = {"kind": "train", "step": self.step, "images": self.images, "time": round(self.train_seconds, 3),
-                  **dict(zip(self.step_fn.names, values)), "img_per_sec": img_per_sec,
+                  "wall": round(self.wall_seconds(), 3), **dict(zip(self.step_fn.names, values)),
+                  "img_per_sec": img_per_sec,
                   "lr_g": self.opt_g.param_groups[0]["lr"], "lr_d": self.opt_d.param_groups[0]["lr"]}
         if hasattr(self.G, "progress_info"):
             record.update(self.G.progress_info())
@@ -365,36 +431,46 @@ class Trainer:
         self._status("running", img_per_sec)
         if on_log:
             on_log(record)
-        return img_per_sec
 
-    def _status(self, state: str, img_per_sec: float = 0.0, error: str | None = None) -> None:
+    def _status(self, state: str, img_per_sec: float = 0.0, error: str | None = None, phase: str | None = None
+                ) -> None:
+        """Rewrite status.json (rank 0); ``phase`` says what a starting run is doing."""
         if not self.dist.is_main:
             return
-        progress = self.progress()
-        eta = None
-        if progress and img_per_sec > 0 and state == "running":
-            eta = self.train_seconds * (1 - progress) / max(progress, 1e-9) if progress < 1 else 0.0
+        extra = {"phase": phase} if phase else {}
         self.run.write_status(state=state, pid=os.getpid(), heartbeat=time.time(), step=self.step,
-                              images=self.images, progress=progress, img_per_sec=img_per_sec, eta_seconds=eta,
-                              error=error, device=str(self.device), train_seconds=self.train_seconds,
-                              started_at=self._started_at)
+                              images=self.images, progress=self.progress(), img_per_sec=img_per_sec,
+                              eta_seconds=self.eta(img_per_sec) if state == "running" else None, error=error,
+                              device=str(self.device), train_seconds=self.train_seconds,
+                              started_at=self._launched_at, **extra)
+
+    def eta(self, img_per_sec: float) -> float | None:
+        """Seconds until the first limit is reached at ``img_per_sec``; None without a limit."""
+        t = self.config.train
+        left = [max(0.0, t.max_seconds - self.train_seconds)] if t.max_seconds else []
+        if img_per_sec > 0:
+            if t.max_steps:
+                left.append(max(0, t.max_steps - self.step) * t.batch_size / img_per_sec)
+            if t.max_images:
+                left.append(max(0, t.max_images - self.images) / img_per_sec)
+        return min(left) if left else None
 
     # ----------------------------------------------------------------- loop
 
     def train(self, stop: StopFlag | None = None, on_log: ProgressFn | None = None) -> str:
-        """Train until a limit or a stop request; returns the final state (finished or stopped)."""
+        """Train until a limit or a stop request; returns the final state (finished or stopped).
+
+        The status is rewritten after the first step, at each log step and at least every
+        STATUS_EVERY seconds between them (host-side counters only)."""
         stop = stop or StopFlag()
-        self._started_at = time.time()
         cfg = self.config.train
-        if self.dist.is_main:
-            self.run.stop_path.unlink(missing_ok=True)
-        self._status("running")
-        if not self.run.grids():
+        if not self.run.grids() and not self._stop_file():
+            self._status("starting", phase="writing the first grid")
             self.write_grid()
+        self._status("starting", phase="first training step")
         acc = torch.zeros(len(self.step_fn.names), device=self.device)
-        acc_steps, window_images, window_start = 0, 0, time.perf_counter()
-        session_start, base_seconds = time.perf_counter(), self.train_seconds
-        img_per_sec = 0.0
+        acc_steps, speed = 0, SpeedMeter()
+        base_seconds, last_status = self.train_seconds, -math.inf
         state = "finished"
         try:
             while True:
@@ -405,28 +481,74 @@ class Trainer:
                     break
                 acc += self.train_step()
                 acc_steps += 1
-                window_images += cfg.batch_size
-                self.train_seconds = base_seconds + time.perf_counter() - session_start
-                if self.step % cfg.log_every == 0 or self.finished():
-                    img_per_sec = self._log(acc, acc_steps, window_images, time.perf_counter() - window_start, on_log)
+                speed.add(cfg.batch_size)
+                self.train_seconds = base_seconds + speed.session_seconds()
+                log_step = self.step % cfg.log_every == 0 or self.finished()
+                if log_step:
+                    self._log(acc, acc_steps, speed.close_window(), on_log)
                     acc.zero_()
-                    acc_steps, window_images, window_start = 0, 0, time.perf_counter()
+                    acc_steps, last_status = 0, time.perf_counter()
+                elif time.perf_counter() - last_status >= STATUS_EVERY:
+                    self._status("running", speed.current())
+                    last_status = time.perf_counter()
                 if self.step % cfg.grid_every == 0:
                     self.write_grid()
                 if self._evaluation_due():
                     self.evaluate()
+                if self._live_due(log_step):
+                    self.live_evaluate()
                 if self.step % cfg.checkpoint_every == 0:
                     self.save()
         except BaseException as exc:
-            self._status("failed", img_per_sec, error=describe_error(exc))
+            self._status("failed", speed.current(), error=describe_error(exc))
             raise
         if acc_steps:
-            img_per_sec = self._log(acc, acc_steps, window_images, time.perf_counter() - window_start, on_log)
+            self._log(acc, acc_steps, speed.close_window(), on_log)
         if self.run.grids() and self.run.grids()[-1][0] != self.step:
             self.write_grid()
         self.save()
-        self._status(state, img_per_sec)
+        self._status(state, speed.current())
+        self._record_speed(speed.windows)
         return state
+
+    def _record_speed(self, windows: list[float]) -> None:
+        """Remember this session's median img/s for its shape on this machine (what the studio expects
+        before Start). Single-process runs only: a torchrun speed is not one device's."""
+        if self.dist.active or not windows:
+            return
+        try:
+            record_speed(self.config, self.device, statistics.median(windows), self.run.name)
+        except OSError as exc:
+            log.warning("could not record the measured speed: %s", exc)
+
+
+class SpeedMeter:
+    """Images per second of one training session: per log window, and since the session began."""
+
+    def __init__(self) -> None:
+        self.start = self.window_start = time.perf_counter()
+        self.images = self.window_images = 0
+        self.windows: list[float] = []
+
+    def add(self, images: int) -> None:
+        self.images += images
+        self.window_images += images
+
+    def session_seconds(self) -> float:
+        return time.perf_counter() - self.start
+
+    def close_window(self) -> float:
+        """The img/s of the window that ends now; a new window begins."""
+        now = time.perf_counter()
+        self.windows.append(self.window_images / max(now - self.window_start, 1e-9))
+        self.window_start, self.window_images = now, 0
+        return self.windows[-1]
+
+    def current(self) -> float:
+        """The latest window's img/s, or the session's so far before its first window closed."""
+        if self.windows:
+            return self.windows[-1]
+        return self.images / max(self.session_seconds(), 1e-9)
 
 
 STOP_CHECK_STEPS = 10  # under torchrun: how often ranks agree on stop requests and the time limit
@@ -447,6 +569,17 @@ def compiled(mode: str, *modules: torch.nn.Module) -> tuple[torch.nn.Module, ...
     """torch.compile each module; a module that cannot be compiled here runs eagerly instead."""
     torch._dynamo.config.suppress_errors = True  # fall back to eager per frame when compilation fails
     return tuple(torch.compile(module, mode=mode) for module in modules)
+
+
+def live_schedule(config: Config) -> LiveSchedule:
+    """The live metric's schedule, refusing settings it cannot use."""
+    cfg = config.metrics
+    if cfg.live_samples < 0:
+        raise ConfigError(f"metrics.live_samples must be 0 (off) or a number of images, not {cfg.live_samples}")
+    try:
+        return LiveSchedule(cfg.live_budget)
+    except ValueError as exc:
+        raise ConfigError(f"metrics.live_budget: {exc}; e.g. 0.05 for 5 %") from None
 
 
 def _output_of(key: str) -> str | None:
