@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -42,11 +43,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def app_url(tmp_path: Path) -> Iterator[str]:
-    """`streamlit run app.py` on a free port with its own runs root; stopped (with its worker) at the end."""
+@contextmanager
+def studio_server(runs: Path) -> Iterator[str]:
+    """`streamlit run app.py` on a free port over the runs root ``runs``; stopped (with its workers) at
+    the end."""
     port = free_port()
-    runs = tmp_path / "runs"
     env = dict(os.environ, GAN_STUDIO_RUNS=str(runs), HF_HUB_OFFLINE="1", GAN_STUDIO_READONLY="0")
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless",
@@ -71,8 +72,15 @@ def app_url(tmp_path: Path) -> Iterator[str]:
         server.wait(timeout=30)
         for run in engine.list_runs(runs):
             pid = run.status().get("pid")
-            if run.is_live() and pid:
+            if run.is_live() and pid and pid != os.getpid():  # a test may stand in for a worker itself
                 os.kill(pid, signal.SIGTERM)
+
+
+@pytest.fixture
+def app_url(tmp_path: Path) -> Iterator[str]:
+    """The studio over its own runs root."""
+    with studio_server(tmp_path / "runs") as url:
+        yield url
 
 
 def assert_no_problem_shown(page: "sync_api.Page") -> None:

@@ -6,14 +6,10 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import subprocess
-import sys
 import time
-import urllib.request
 import zipfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 import streamlit
@@ -213,40 +209,14 @@ def test_read_only_mode_hides_rename_and_delete(two_runs: Path, monkeypatch: pyt
     assert not [b for b in at.button if b.label in ("Rename", "Delete…")]
 
 
-@contextmanager
-def studio_server(runs: Path) -> Iterator[str]:
-    """`streamlit run app.py` on a free port over ``runs``; stopped at the end."""
-    from tests.test_browser_studio import free_port  # skips this test without Playwright or Chromium
-
-    port = free_port()
-    env = dict(os.environ, GAN_STUDIO_RUNS=str(runs), HF_HUB_OFFLINE="1", GAN_STUDIO_READONLY="0")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline and server.poll() is None, "streamlit did not start"
-                time.sleep(0.5)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
 def test_in_chromium_the_table_refreshes_and_the_delete_dialog_closes(tmp_path: Path) -> None:
     """Dialogs and fragments rerun alone in a browser (AppTest reruns the whole page), so this needs one."""
     root = tmp_path / "runs"
     live = fake_run(root, "training", state="running", step=5, age=10)  # this test's process is its "worker"
     fake_run(root, "done", age=20)
+    from tests.test_browser_studio import CHROMIUM, CHROMIUM_ARGS, studio_server, sync_api  # skips without them
+
     with studio_server(root) as url:
-        from tests.test_browser_studio import CHROMIUM, CHROMIUM_ARGS, sync_api
 
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
