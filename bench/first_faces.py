@@ -15,6 +15,7 @@ Two measurements, on the device this runs on:
 
     python bench/first_faces.py [--dataset builtin:faces|cats] [--recipe NAME] [--minutes 4]
                                 [--every 30] [--samples 1000] [--load 2] [--out DIR] [--skip-startup]
+                                [--set KEY=VALUE ...]
 
 'cats' is ../shared/datasets/afhq_cat64 (1,000 real AFHQ cat faces, 64 px).
 """
@@ -167,12 +168,15 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=1000, help="generated and real images per SWD")
     parser.add_argument("--load", type=int, default=2, help="CPU-burning processes for the loaded start-up")
     parser.add_argument("--train-load", type=int, default=0, help="CPU-burning processes while training")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value of the recipe, as in `python -m engine train --set`")
     parser.add_argument("--threshold", type=float, help="recognisable SWD (default: calibrated per dataset)")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "first_faces")
     parser.add_argument("--skip-startup", action="store_true", help="no start-to-first-step measurement")
     args = parser.parse_args()
 
     import engine
+    from engine.cli import apply_overrides
 
     device = engine.detect_device(args.device)
     spec = dataset_spec(args.dataset)
@@ -180,8 +184,10 @@ def main() -> None:
     config, applied = engine.recipe(name, device)
     config.data.spec = spec
     config.train.device = args.device
+    apply_overrides(config, args.set)
     print(f"recipe {name} on {engine.device_summary(args.device)}, dataset {args.dataset}, "
-          f"{time.strftime('%Y-%m-%d %H:%M')}. {applied}", flush=True)
+          f"{time.strftime('%Y-%m-%d %H:%M')}. {applied}{' Overrides: ' + ', '.join(args.set) if args.set else ''}",
+          flush=True)
 
     offset = 0.0
     if not args.skip_startup:
