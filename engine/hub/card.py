@@ -18,10 +18,11 @@ _NOT_METRICS = ("kind", "step", "images", "time", "source", "checkpoint")
 
 
 def latest_metrics(records: Sequence[Mapping[str, Any]]) -> dict[str, tuple[float, int | None]]:
-    """The last evaluated value of every metric result key, with the step it was measured at."""
+    """The last evaluated value of every metric result key, with the step it was measured at. The live
+    metric's records (a cheap training signal, not an evaluation protocol) are left out."""
     latest: dict[str, tuple[float, int | None]] = {}
     for record in records:
-        if record.get("kind") != "eval":
+        if record.get("kind") != "eval" or record.get("live"):
             continue
         for key, value in record.items():
             if key in _NOT_METRICS or not isinstance(value, (int, float)) or isinstance(value, bool):
