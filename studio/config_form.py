@@ -111,6 +111,12 @@ def _apply_recipe() -> None:
     st.session_state["cfg:size-note"] = note
 
 
+def _choose_recipe() -> None:
+    """A recipe picked by hand: fill the form with it, and keep it when other images are chosen."""
+    st.session_state["cfg:follow-recommended"] = False
+    _apply_recipe()
+
+
 def device_word(device_class: str) -> str:
     """'CPU' or 'GPU': what the user calls the device of this class."""
     return "CPU" if device_class == "cpu" else "GPU"
@@ -123,9 +129,14 @@ def recipe_choice(spec: str) -> None:
     recommended, word = engine.recommended(device, spec), device_word(engine.device_class(device))
     if "cfg:base" not in st.session_state:  # first visit: the recommended recipe at this device's size
         st.session_state["cfg:preset"], st.session_state["cfg:size"] = recommended, "auto"
+        st.session_state["cfg:follow-recommended"] = True
         _apply_recipe()
+    elif st.session_state.get("cfg:follow-recommended") and st.session_state["cfg:preset"] != recommended:
+        st.session_state["cfg:preset"] = recommended  # other images, and no recipe picked by hand yet
+        _apply_recipe()
+        st.session_state["cfg:size-note"] += f" Switched to {recommended}, the recipe recommended for these images."
     names = [recommended, *(n for n in engine.PRESETS if n != recommended)]
-    st.selectbox("Recipe", names, key="cfg:preset", on_change=_apply_recipe, persist_state="session",
+    st.selectbox("Recipe", names, key="cfg:preset", on_change=_choose_recipe, persist_state="session",
                  format_func=lambda n: f"{n} · Recommended for this {word}" if n == recommended else n,
                  help=f"Recommended: the recipe that shows the best images per minute on this {word} for the "
                       "chosen images (the built-in faces, or photographs). Every recipe is sized for this "

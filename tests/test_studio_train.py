@@ -220,6 +220,18 @@ def test_the_recommended_recipe_comes_first_sized_for_this_device(runs_root: Pat
     upload(at, "pets.zip", zip_of_images())
     for_photos = engine.recommended(device, next((runs_root.parent / "uploads").glob("pets-*.zip")).as_posix())
     assert at.selectbox(key="cfg:preset").options[0] == f"{for_photos} · Recommended for this CPU"
+    assert at.selectbox(key="cfg:preset").value == for_photos != name  # no recipe picked by hand: it follows
+    config, note = engine.recipe(for_photos, device, "source")  # the size chosen above stays
+    shows(config, f"{note} Switched to {for_photos}, the recipe recommended for these images.")
+
+
+def test_a_recipe_picked_by_hand_stays_when_other_images_are_chosen(runs_root: Path) -> None:
+    at = open_app()
+    at.selectbox(key="cfg:preset").set_value("fastgan-64").run()
+    upload(at, "pets.zip", zip_of_images())
+    assert at.selectbox(key="cfg:preset").value == "fastgan-64"
+    picked, _ = engine.recipe("fastgan-64", torch.device("cpu"))
+    assert at.number_input(key="cfg:train.batch_size").value == picked.train.batch_size
 
 
 def test_a_recipe_too_slow_here_says_so_next_to_start_with_the_measured_speed(runs_root: Path) -> None:
