@@ -97,6 +97,8 @@ class TrainConfig:
     deterministic: bool = False  # bit-exact reruns on CUDA (deterministic kernels, no autotuning)
     init_from: str = ""  # start from these weights: a run, a checkpoint .json or an exported generator
     compile: str = "off"  # off | default | reduce-overhead (CUDA graphs) | max-autotune: torch.compile G and D
+    on_divergence: str = "stop"  # stop | rollback (restore the last finite checkpoint with halved learning rates)
+    max_rollbacks: int = 3  # rollbacks before a diverging run stops anyway
 
 
 @dataclass
