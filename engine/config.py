@@ -4,15 +4,39 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 
 class ConfigError(ValueError):
     """A configuration value a user supplied is invalid."""
+
+
+# The allowed values, declared once: the modules that use them import them from here.
+LOSS_KINDS = ("bce", "hinge", "wgan-gp")
+PRECISIONS = ("auto", "fp32", "bf16")
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
+LR_SCALINGS = {"none": 0.0, "sqrt": 0.5, "linear": 1.0}  # name -> exponent of batch_size / reference_batch
+DIVERGENCE_ACTIONS = ("stop", "rollback")
+DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+MIN_RESOLUTION, MAX_RESOLUTION = 16, 1024
+MAX_LABEL_SMOOTHING = 0.5  # real targets stay above fake ones
+# Seeds are combined before they reach an RNG (seed * 1_000_003 + epoch, seed * 7 + 1, seed + 17, …);
+# up to 2^32 - 1 every combination stays far below torch's 64-bit limit.
+MAX_SEED = 2**32 - 1
+MAX_BATCH_SIZE = 65_536
+MAX_GRID_SIZE = 1_024
+MAX_SAMPLES = 100_000  # evaluation and live-metric images
+MAX_N_CRITIC = 100
+MAX_ROLLBACKS = 100
+MAX_COUNT = 2**53  # steps, images and intervals: integers JSON keeps exact everywhere
 
 
 @dataclass
@@ -139,6 +163,22 @@ class Config:
             raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
         return cls.from_json(text)
 
+    def validate(self) -> None:
+        """Check every field's type and range; the first bad one raises a one-line ConfigError naming
+        its key, its value and what is allowed. The model's options (and metric names) are checked by
+        the model registry (and the metrics) when the run starts."""
+        hints = typing.get_type_hints(type(self))
+        for section in dataclasses.fields(self):
+            part = getattr(self, section.name)
+            if not isinstance(part, hints[section.name]):
+                raise ConfigError(f"{section.name} must be a {hints[section.name].__name__}, got {part!r}")
+            part_hints = typing.get_type_hints(type(part))
+            for item in dataclasses.fields(part):
+                key, value = f"{section.name}.{item.name}", getattr(part, item.name)
+                _coerce(part_hints[item.name], value, key)
+                if key in RULES:
+                    RULES[key](key, value)
+
 
 def dataclass_from_dict(cls: type, data: Any, where: str) -> Any:
     """Build dataclass ``cls`` from a JSON-like dict, refusing unknown keys and wrong types."""
@@ -188,3 +228,108 @@ def update_from_dotted(config: Config, key: str, value: Any) -> None:
     if name not in hints:
         raise ConfigError(f"unknown config key {key!r}")
     setattr(target, name, _coerce(hints[name], value, key))
+
+
+# ----------------------------------------------------------------- value rules (Config.validate)
+
+Rule = Callable[[str, Any], None]
+
+
+def _ints(low: int, high: int = MAX_COUNT) -> Rule:
+    def check(key: str, value: int) -> None:
+        if not low <= value <= high:
+            allowed = f"at least {low}" if high == MAX_COUNT and value < low else f"between {low} and {high}"
+            raise ConfigError(f"{key} must be {allowed}, got {value}")
+    return check
+
+
+def _floats(low: float, high: float = math.inf, low_open: bool = False, high_open: bool = False) -> Rule:
+    lower = f"above {low:g}" if low_open else f"at least {low:g}"
+    upper = "" if high == math.inf else f" and {'below' if high_open else 'at most'} {high:g}"
+
+    def check(key: str, value: float) -> None:
+        inside = (low < value if low_open else low <= value) and (value < high if high_open else value <= high)
+        if not (math.isfinite(value) and inside):
+            raise ConfigError(f"{key} must be a finite number {lower}{upper}, got {value!r}")
+    return check
+
+
+def _one_of(choices: typing.Iterable[str]) -> Rule:
+    allowed = tuple(choices)
+
+    def check(key: str, value: str) -> None:
+        if value not in allowed:
+            raise ConfigError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
+    return check
+
+
+def _not_empty(key: str, value: str) -> None:
+    if not value.strip():
+        raise ConfigError(f"{key} must not be empty")
+
+
+def _device(key: str, value: str) -> None:
+    if not DEVICE_PATTERN.fullmatch(value.strip().lower()):
+        raise ConfigError(f"{key} must be auto, cpu, cuda, cuda:N or mps, got {value!r}")
+
+
+def _policy(key: str, value: str) -> None:
+    unknown = [name for name in value.split(",") if name.strip() not in DIFFAUGMENT_POLICIES and name.strip()]
+    if unknown:
+        raise ConfigError(f"{key} must be a comma list of {', '.join(DIFFAUGMENT_POLICIES)} (or empty), "
+                          f"got {value!r}")
+
+
+def _names(key: str, value: list[Any]) -> None:
+    if not all(isinstance(name, str) and name.strip() for name in value):
+        raise ConfigError(f"{key} must be a list of metric names (strings), got {value!r}")
+
+
+def _option_keys(key: str, value: dict[Any, Any]) -> None:
+    if not all(isinstance(name, str) for name in value):
+        raise ConfigError(f"{key} must map option names (strings) to values, got {value!r}")
+
+
+# Every field but the booleans and free-form paths (train.init_from, metrics.inception_weights).
+RULES: dict[str, Rule] = {
+    "data.spec": _not_empty,
+    "data.resolution": _ints(MIN_RESOLUTION, MAX_RESOLUTION),
+    "data.rotate_degrees": _floats(0, 180),
+    "data.diffaugment": _policy,
+    "model.name": _not_empty,
+    "model.options": _option_keys,
+    "loss.kind": _one_of(LOSS_KINDS),
+    "loss.label_smoothing": _floats(0, MAX_LABEL_SMOOTHING, high_open=True),
+    "loss.gp_weight": _floats(0),
+    "optim.lr_g": _floats(0, 1, low_open=True),
+    "optim.lr_d": _floats(0, 1, low_open=True),
+    "optim.beta1": _floats(0, 1, high_open=True),
+    "optim.beta2": _floats(0, 1, high_open=True),
+    "optim.n_critic": _ints(1, MAX_N_CRITIC),
+    "optim.ema_halflife_images": _floats(0),
+    "optim.ema_rampup": _floats(0),
+    "optim.lr_scaling": _one_of(LR_SCALINGS),
+    "optim.reference_batch": _ints(1, MAX_BATCH_SIZE),
+    "train.batch_size": _ints(1, MAX_BATCH_SIZE),
+    "train.max_steps": _ints(0),
+    "train.max_images": _ints(0),
+    "train.max_seconds": _floats(0),
+    "train.seed": _ints(0, MAX_SEED),
+    "train.device": _device,
+    "train.precision": _one_of(PRECISIONS),
+    "train.memory_format": _one_of(MEMORY_FORMATS),
+    "train.log_every": _ints(1),
+    "train.grid_every": _ints(1),
+    "train.checkpoint_every": _ints(1),
+    "train.keep_checkpoints": _ints(1),
+    "train.grid_size": _ints(1, MAX_GRID_SIZE),
+    "train.compile": _one_of(COMPILE_MODES),
+    "train.on_divergence": _one_of(DIVERGENCE_ACTIONS),
+    "train.max_rollbacks": _ints(0, MAX_ROLLBACKS),
+    "metrics.every_images": _ints(0),
+    "metrics.names": _names,
+    "metrics.num_samples": _ints(1, MAX_SAMPLES),
+    "metrics.best_metric": _not_empty,
+    "metrics.live_samples": _ints(0, MAX_SAMPLES),
+    "metrics.live_budget": _floats(0, 1, low_open=True),
+}

@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
+from engine.config import DIFFAUGMENT_POLICIES
 
 
 def parse_policy(text: str) -> tuple[str, ...]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from engine.config import ConfigError, LossConfig
+from engine.config import LOSS_KINDS, MAX_LABEL_SMOOTHING, ConfigError, LossConfig
 
 
 class NonSaturatingLoss:
@@ -58,12 +58,12 @@ class WassersteinGPLoss:
 
 
 def build_loss(cfg: LossConfig) -> NonSaturatingLoss | HingeLoss | WassersteinGPLoss:
-    if not 0.0 <= cfg.label_smoothing < 0.5:
-        raise ConfigError(f"loss.label_smoothing must be in [0, 0.5), got {cfg.label_smoothing}")
+    if not 0.0 <= cfg.label_smoothing < MAX_LABEL_SMOOTHING:
+        raise ConfigError(f"loss.label_smoothing must be in [0, {MAX_LABEL_SMOOTHING}), got {cfg.label_smoothing}")
     if cfg.kind == "bce":
         return NonSaturatingLoss(cfg.label_smoothing)
     if cfg.kind == "hinge":
         return HingeLoss()
     if cfg.kind == "wgan-gp":
         return WassersteinGPLoss(cfg.gp_weight)
-    raise ConfigError(f"unknown loss {cfg.kind!r}: choose bce, hinge or wgan-gp")
+    raise ConfigError(f"unknown loss {cfg.kind!r}: choose {', '.join(LOSS_KINDS)}")
