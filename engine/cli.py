@@ -16,10 +16,13 @@ from engine.data import DatasetError
 from engine.device import DeviceError, detect_device
 from engine.models import get_model, list_models
 from engine.presets import PRESETS, SIZE_CHOICES, recipe, recommended
+from engine.runs import RunLockedError
 from engine.train.checkpoint import CheckpointError
+from engine.train.guard import DivergenceError
 from engine.train.loop import describe_error
 
-USER_ERRORS = (ConfigError, DatasetError, DeviceError, CheckpointError, FileNotFoundError, FileExistsError)
+USER_ERRORS = (ConfigError, DatasetError, DeviceError, CheckpointError, DivergenceError, RunLockedError,
+               FileNotFoundError, FileExistsError)
 
 
 def _positive_int(text: str) -> int:
@@ -170,7 +173,6 @@ def _run_dir(args: argparse.Namespace, config: Config, main_rank: bool) -> Path:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from engine.runs import Run
     from engine.train import StopFlag, Trainer
 
     config, note = resolve_train_config(args)
@@ -178,16 +180,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     run_dir = _run_dir(args, config, main_rank)
     if note and main_rank:
         print(note, file=sys.stderr)
-    if main_rank and not args.resume and Run(run_dir).has_history():
-        raise FileExistsError(f"run directory {run_dir} already holds a run: add --resume to continue it, "
-                              "or choose another --run-dir")
-    try:
-        trainer = Trainer(config, run_dir, resume=args.resume)
-    except Exception as exc:
-        if run_dir.is_dir():
-            run = Run(run_dir)
-            run.write_status(**dict(run.status(), state="failed", error=describe_error(exc), pid=os.getpid()))
-        raise
+    trainer = Trainer(config, run_dir, resume=args.resume)
     bar = None if args.no_progress or not trainer.dist.is_main else _Bar(trainer)
     on_log = bar.update_from if bar else None
     if main_rank:

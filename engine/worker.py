@@ -11,7 +11,9 @@ from pathlib import Path
 
 from engine.config import Config
 from engine.device import detect_device
-from engine.runs import LAUNCH_ENV, Run, file_clock, list_runs
+from engine.runs import LAUNCH_ENV, Run, file_clock, list_runs, lock_holder
+from engine.train.checkpoint import CheckpointError, read_checkpoint_meta
+from engine.train.resume import check_resumable
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,6 +25,19 @@ class RunConflictError(RuntimeError):
 def _device_key(config: Config) -> str:
     device = detect_device(config.train.device)
     return f"{device.type}:{device.index or 0}" if device.type == "cuda" else device.type
+
+
+def _check_resume(config: Config, run: Run) -> None:
+    """Refuse, before anything is written, a resume its checkpoint cannot continue (another model,
+    options, resolution, images or seed): the run's status and config stay as they were."""
+    latest = run.latest_checkpoint()
+    if latest is None:
+        raise RunConflictError(f"run {run.name} has no checkpoint to resume from")
+    try:
+        meta = read_checkpoint_meta(latest)
+    except CheckpointError as exc:
+        raise RunConflictError(str(exc)) from None
+    check_resumable(config, meta, run.name)
 
 
 def visible_gpus() -> int:
@@ -44,15 +59,17 @@ def start_training(config: Config, run_dir: str | Path, resume: bool = False, pr
     if processes < 1 or config.train.batch_size % processes:
         raise ValueError(f"batch size {config.train.batch_size} must split evenly over {processes} processes")
     run = Run(run_dir)
-    if run.is_live():
-        raise RunConflictError(f"run {run.name} is already training")
+    holder = lock_holder(run.path)
+    if run.is_live() or holder:
+        who = f" (process {holder})" if holder else ""
+        raise RunConflictError(f"run {run.name} is already training{who}: stop it first or wait for it to finish")
     key = _device_key(config)
     for other in list_runs(run.path.parent):
         if other.path != run.path and other.is_live() and _device_key(other.config()) == key:
             raise RunConflictError(f"run {other.name} is already training on {key}; stop it first "
                                    "or wait for it to finish")
-    if resume and run.latest_checkpoint() is None:
-        raise RunConflictError(f"run {run.name} has no checkpoint to resume from")
+    if resume:
+        _check_resume(config, run)
     previous = run.status() if resume else {}
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_config(config)

@@ -1,4 +1,8 @@
-"""Crash-safe file writes: temp file, fsync, rename (and fsync of the directory)."""
+"""Crash-safe file writes: temp file, fsync, rename (and fsync of the directory).
+
+Files get the permissions the process's umask gives new files (a temp file is created 0600), so a
+run directory on a shared filesystem is as readable as any other file its owner writes.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +13,34 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+TEMP_SUFFIX = ".tmp"  # atomic_write's temp files: ".<name>.<random>.tmp" beside the target
+
+
+def _current_umask() -> int:
+    """The process's umask, read without changing it where /proc shows it."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp_path)``, fsync the result and rename it over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         write(tmp)
         with open(tmp, "rb+") as handle:
+            os.fchmod(handle.fileno(), 0o666 & ~_current_umask())
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -33,7 +54,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+    """Write ``obj`` as strict JSON (NaN and infinities are refused with ValueError, never written)."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n").encode())
 
 
 def append_line(path: str | Path, line: str) -> None:

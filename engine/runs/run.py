@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import Config
-from engine.runs.files import append_line, atomic_write_json, read_json, read_jsonl
+from engine.runs.files import TEMP_SUFFIX, append_line, atomic_write_bytes, atomic_write_json, read_json, read_jsonl
 
 DEFAULT_RUNS_ROOT = Path(__file__).resolve().parents[2] / "checkpoints" / "runs"
 LIVE_STATES = ("starting", "running")
@@ -115,6 +116,32 @@ class Run:
         """Whether this directory already holds training output (metrics or checkpoints)."""
         return self.metrics_path.exists() or bool(self.checkpoints())
 
+    def clean_leftovers(self) -> list[Path]:
+        """Remove what an interrupted write left behind: temp files of atomic writes, and checkpoint
+        tensors whose JSON (the commit mark) was never written. Only for the run's single writer."""
+        removed = []
+        for folder in (self.path, self.checkpoints_dir, self.grids_dir):
+            if folder.is_dir():
+                removed += [p for p in folder.iterdir() if p.name.startswith(".") and p.name.endswith(TEMP_SUFFIX)]
+        if self.checkpoints_dir.is_dir():
+            removed += [p for p in self.checkpoints_dir.glob("*.safetensors") if not p.with_suffix(".json").exists()]
+        for path in removed:
+            path.unlink(missing_ok=True)
+        return removed
+
+    def truncate_history(self, step: int) -> int:
+        """Drop the metrics records and progress grids after ``step`` (what a resumed run recomputes from
+        its checkpoint at ``step``), so every reader sees one curve. Returns how many records went."""
+        records = self.metrics()
+        kept = [r for r in records if r.get("step", 0) <= step]
+        if len(kept) < len(records):
+            text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
+            atomic_write_bytes(self.metrics_path, text.encode())
+        for grid_step, path in self.grids():
+            if grid_step > step:
+                path.unlink(missing_ok=True)
+        return len(records) - len(kept)
+
     def request_stop(self) -> None:
         self.stop_path.parent.mkdir(parents=True, exist_ok=True)
         self.stop_path.touch()
@@ -126,7 +153,12 @@ class Run:
         return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
 
     def append_metrics(self, record: dict[str, Any]) -> None:
-        append_line(self.metrics_path, json.dumps(record, sort_keys=True))
+        """Append one record as strict JSON: NaN or infinite values are left out and named under
+        "nonfinite", so every reader can parse every line and no curve holds a NaN."""
+        bad = sorted(k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v))
+        if bad:
+            record = dict({k: v for k, v in record.items() if k not in bad}, nonfinite=bad)
+        append_line(self.metrics_path, json.dumps(record, sort_keys=True, allow_nan=False))
 
     def write_status(self, **fields: Any) -> None:
         atomic_write_json(self.status_path, dict(fields, updated_at=time.time()))

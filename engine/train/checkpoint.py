@@ -64,14 +64,20 @@ def save_checkpoint(path_json: Path, modules: dict[str, torch.nn.Module],
     atomic_write_json(path_json, meta)
 
 
-def load_checkpoint(path_json: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """(state JSON, tensors) of a checkpoint, verified against the sizes and hash it recorded."""
+def read_checkpoint_meta(path_json: Path) -> dict[str, Any]:
+    """A checkpoint's state JSON (its tensors are not read or verified)."""
     try:
         meta = read_json(path_json)
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"cannot read checkpoint {path_json}: {exc}") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path_json} is not a GAN Studio checkpoint (format {FORMAT})")
+    return meta
+
+
+def load_checkpoint(path_json: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(state JSON, tensors) of a checkpoint, verified against the sizes and hash it recorded."""
+    meta = read_checkpoint_meta(path_json)
     path_tensors = path_json.parent / meta["tensors"]
     if not path_tensors.is_file() or path_tensors.stat().st_size != meta["tensors_bytes"]:
         raise CheckpointError(f"checkpoint tensors {path_tensors} are missing or incomplete")

@@ -27,14 +27,17 @@ from engine.grid import image_grid, save_png, to_uint8
 from engine.metrics.live import LiveSchedule, LiveSWD
 from engine.models import GanPair, build_loss, build_model, get_model, resolve_options
 from engine.models.aae import Autoencoder
-from engine.runs import LAUNCH_ENV, Run, file_clock
+from engine.runs import LAUNCH_ENV, Run, RunLock, file_clock
 from engine.runs.files import atomic_write
 from engine.train import distributed
 from engine.train.init import initial_weights
 from engine.train.checkpoint import (CheckpointError, load_checkpoint, restore_optimizer,
                                      save_checkpoint, split_prefix)
 from engine.train.ema import EMA
+from engine.train.guard import (ROLLBACK_LR_FACTOR, Divergence, DivergenceError, advice, describe_stats,
+                                describe_tensors, nonfinite_stats, nonfinite_tensors, state_tensors)
 from engine.train.layout import wants_channels_last
+from engine.train.resume import apply_optimizer_settings, check_resumable
 from engine.train.steps import AdversarialStep, AutoencoderStep
 
 log = logging.getLogger(__name__)
@@ -73,13 +76,26 @@ class Trainer:
     """Builds everything a run needs from its Config and trains until a stop condition."""
 
     def __init__(self, config: Config, run_dir: str | Path, resume: bool = False) -> None:
+        """Lock the run directory (one writer per run), check everything, then build. A failure leaves
+        the run as it was, except a status this launch wrote (it then says failed, and why)."""
         self.dist = distributed.setup()
         self.config = config
         self.run = Run(run_dir)
         self._launched_at = launch_time()
+        self._wrote_status = False
+        self.lock = RunLock.acquire(self.run.path) if self.dist.is_main else None
+        try:
+            self._build(config, resume)
+        except BaseException as exc:
+            self._failed_start(exc)
+            raise
+
+    def _build(self, config: Config, resume: bool) -> None:
         if not resume and self.dist.is_main and self.run.has_history():
-            raise FileExistsError(f"run directory {self.run.path} already holds a run: resume it, "
+            raise FileExistsError(f"run directory {self.run.path} already holds a run: resume it (--resume), "
                                   "or choose another directory")
+        if self.dist.is_main:
+            self.run.clean_leftovers()
         self.device = detect_device(config.train.device) if not self.dist.active else self.dist.device
         configure_backends(self.device, config.train.deterministic)
         self.bf16 = use_bf16(self.device, config.train.precision)
@@ -103,7 +119,7 @@ class Trainer:
             parse_policy(config.data.diffaugment)
         except ValueError as exc:
             raise ConfigError(f"data.diffaugment: {exc}") from None
-        lr_factor = lr_scale(config.optim, config.train.batch_size)
+        lr_scale(config.optim, config.train.batch_size)
         if config.train.compile not in COMPILE_MODES:
             raise ConfigError(f"train.compile must be one of {', '.join(COMPILE_MODES)}, not {config.train.compile!r}")
         self.live_schedule = live_schedule(config)
@@ -111,7 +127,10 @@ class Trainer:
 
         checkpoint = self._latest_valid_checkpoint() if resume else None
         meta = checkpoint[0] if checkpoint else {}
+        if checkpoint:
+            check_resumable(config, meta, self.run.name)
         self.step, self.images = meta.get("step", 0), meta.get("images", 0)
+        self.rollbacks = meta.get("rollbacks", 0)
         self.train_seconds = meta.get("train_seconds", 0.0)
         self.wall_base = meta.get("wall_seconds", self.train_seconds)  # wall time of earlier sessions
         self._clear_stale_stop()
@@ -141,9 +160,9 @@ class Trainer:
             self.G_train, self.D_train, self.D_judge = compiled(config.train.compile, self.G_train, self.D_train,
                                                                 self.D)
         fused = self.device.type in ("cuda", "cpu")
-        betas = (config.optim.beta1, config.optim.beta2)
-        self.opt_g = torch.optim.Adam(trained.parameters(), lr=config.optim.lr_g * lr_factor, betas=betas, fused=fused)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.optim.lr_d * lr_factor, betas=betas, fused=fused)
+        self.opt_g = torch.optim.Adam(trained.parameters(), fused=fused)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), fused=fused)
+        self._apply_optim_config()
         self.step_fn = AutoencoderStep(self) if self.E is not None else AdversarialStep(self)
         self.aug = Augmenter(self.device, config.train.seed, config.data.flip, config.data.rotate_degrees,
                              config.data.diffaugment, self.dist.rank, self.dist.world_size)
@@ -162,6 +181,34 @@ class Trainer:
             self.run.write_config(config)
 
     # ----------------------------------------------------------------- state
+
+    def _failed_start(self, exc: BaseException) -> None:
+        """Give the lock back; mark the run failed only where this launch already said it was starting
+        (its own status, or the one ``start_training`` wrote for it), so a refused resume leaves a
+        finished run as it was."""
+        if self.lock is not None:
+            self.lock.release()
+        if not self.dist.is_main:
+            return
+        status = self.run.status()
+        ours = self._wrote_status or (status.get("state") in ("starting", "running")
+                                      and status.get("started_at") == self._launched_at)
+        if ours:
+            self.run.write_status(**dict(status, state="failed", error=describe_error(exc), pid=os.getpid()))
+
+    def release(self) -> None:
+        """Give up the run directory's lock (training again takes it back)."""
+        if self.lock is not None:
+            self.lock.release()
+
+    def _apply_optim_config(self) -> None:
+        """The config's learning rates (scaled for the batch) and betas on both optimisers: a resumed run
+        trains with what its config.json says, not with what the checkpoint's optimisers held."""
+        optim = self.config.optim
+        factor = lr_scale(optim, self.config.train.batch_size)
+        betas = (optim.beta1, optim.beta2)
+        apply_optimizer_settings(self.opt_g, optim.lr_g * factor, betas)
+        apply_optimizer_settings(self.opt_d, optim.lr_d * factor, betas)
 
     def _clear_stale_stop(self) -> None:
         """Remove a STOP file older than this worker's launch (left by an earlier session); a request
@@ -214,7 +261,10 @@ class Trainer:
         return tensors
 
     def save(self) -> Path | None:
-        """Write a checkpoint (rank 0 only) and prune to keep-last-K."""
+        """Write a checkpoint (rank 0 only) and prune to keep-last-K. Every process first checks the
+        state is finite (Divergence otherwise): a non-finite checkpoint is never written, so pruning
+        never removes the last finite one."""
+        self._check_finite_state()
         if not self.dist.is_main:
             return None
         path = self.run.checkpoints_dir / f"ckpt_{self.step:08d}.json"
@@ -224,8 +274,20 @@ class Trainer:
             old.unlink(missing_ok=True)
         return path
 
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"opt_G": self.opt_g, "opt_D": self.opt_d}
+
+    def _check_finite_state(self) -> None:
+        """Divergence when any tensor of the training state is NaN or infinite (all ranks agree)."""
+        bad = nonfinite_tensors(state_tensors(self._modules(), self._optimizers()))
+        if distributed.any_flags((bool(bad),), self.dist)[0]:
+            raise Divergence(self.step, describe_tensors(bad) if bad else "another process's state is not finite")
+
     def _write_checkpoint(self, path: Path) -> None:
-        save_checkpoint(path, self._modules(), {"opt_G": self.opt_g, "opt_D": self.opt_d}, self._state_tensors(), self._meta())
+        bad = nonfinite_tensors(state_tensors(self._modules(), self._optimizers()))
+        if bad:
+            raise Divergence(self.step, describe_tensors(bad))
+        save_checkpoint(path, self._modules(), self._optimizers(), self._state_tensors(), self._meta())
 
     def _meta(self) -> dict[str, Any]:
         meta = {"step": self.step, "images": self.images, "train_seconds": self.train_seconds,
@@ -233,7 +295,8 @@ class Trainer:
                 "model": self.config.model.name, "model_options": self.config.model.options,
                 "resolution": self.config.data.resolution, "latent_dim": self.latent_dim,
                 "num_classes": self.num_classes, "best": self.best, "world_size": self.dist.world_size,
-                "dataset": self.dataset_info, "live": self.live_schedule.state_dict()}
+                "dataset": self.dataset_info, "live": self.live_schedule.state_dict(), "seed": self.config.train.seed,
+                "rollbacks": self.rollbacks}
         if self._layout_decided:
             meta["memory_format"] = {"device": self.device.type, "channels_last": self.channels_last}
         return meta
@@ -257,10 +320,17 @@ class Trainer:
             raise ConfigError(str(exc)) from None
 
     def _resume(self, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+        """Continue from a checkpoint: its state, the config's optimiser settings, and a history cut back
+        to its step (what came after is trained again)."""
         for prefix, module in self._modules().items():
-            module.load_state_dict(split_prefix(prefix, tensors))
+            try:
+                module.load_state_dict(split_prefix(prefix, tensors))
+            except RuntimeError as exc:
+                raise CheckpointError(f"the checkpoint's {prefix} weights do not fit this model "
+                                      f"({str(exc).splitlines()[0]}); resume with the run's own settings") from None
         restore_optimizer(self.opt_g, "opt_G", meta, tensors)
         restore_optimizer(self.opt_d, "opt_D", meta, tensors)
+        self._apply_optim_config()
         torch.set_rng_state(tensors["rng.cpu"])
         self.noise.gen.set_state(tensors["rng.noise"])  # global-batch streams: valid for any process count
         self.aug.set_state(tensors["rng.aug"])
@@ -270,6 +340,9 @@ class Trainer:
         self.best = meta.get("best", {})
         if "live" in meta:
             self.live_schedule.load_state_dict(meta["live"])
+        self.step, self.images = meta["step"], meta["images"]
+        if self.dist.is_main:
+            self.run.truncate_history(self.step)
 
     def _latest_valid_checkpoint(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         """The newest checkpoint that verifies; damaged newer ones are reported and passed over."""
@@ -381,7 +454,9 @@ class Trainer:
     def _track_best(self, record: dict[str, Any], key: str) -> None:
         """Write best.json when ``record[key]`` beats the best so far of the same key (a best by
         another key, e.g. from before a config change, is not comparable and is replaced)."""
-        value, lower = record[key], metrics.lower_is_better(key)
+        value, lower = record.get(key), metrics.lower_is_better(key)
+        if not isinstance(value, float) or not math.isfinite(value):
+            return
         previous = self.best.get("value") if self.best.get("key") == key else None
         if previous is None or (value < previous if lower else value > previous):
             self.best = {"key": key, "value": value, "step": self.step, "images": self.images}
@@ -418,7 +493,8 @@ class Trainer:
         return requested
 
     def _log(self, acc: torch.Tensor, steps: int, img_per_sec: float, on_log: ProgressFn | None) -> None:
-        """Append the averages of the last ``steps`` steps to metrics.jsonl and rewrite the status."""
+        """Append the averages of the last ``steps`` steps to metrics.jsonl and rewrite the status;
+        Divergence when any of them is not finite (the averages are read here anyway: no extra sync)."""
         values = (distributed.mean_over_ranks(acc, self.dist) / steps).tolist()
         record = {"kind": "train", "step": self.step, "images": self.images, "time": round(self.train_seconds, 3),
                   "wall": round(self.wall_seconds(), 3), **dict(zip(self.step_fn.names, values)),
@@ -428,6 +504,9 @@ class Trainer:
             record.update(self.G.progress_info())
         if self.dist.is_main:
             self.run.append_metrics(record)
+        bad = nonfinite_stats(self.step_fn.names, values)
+        if bad:
+            raise Divergence(self.step, describe_stats(bad, steps, self.step))
         self._status("running", img_per_sec)
         if on_log:
             on_log(record)
@@ -437,6 +516,7 @@ class Trainer:
         """Rewrite status.json (rank 0); ``phase`` says what a starting run is doing."""
         if not self.dist.is_main:
             return
+        self._wrote_status = True
         extra = {"phase": phase} if phase else {}
         self.run.write_status(state=state, pid=os.getpid(), heartbeat=time.time(), step=self.step,
                               images=self.images, progress=self.progress(), img_per_sec=img_per_sec,
@@ -461,55 +541,107 @@ class Trainer:
         """Train until a limit or a stop request; returns the final state (finished or stopped).
 
         The status is rewritten after the first step, at each log step and at least every
-        STATUS_EVERY seconds between them (host-side counters only)."""
+        STATUS_EVERY seconds between them (host-side counters only). A divergence stops the run as
+        failed (DivergenceError), or with ``train.on_divergence=rollback`` goes back to the last
+        finite checkpoint with lower learning rates and carries on."""
         stop = stop or StopFlag()
-        cfg = self.config.train
-        if not self.run.grids() and not self._stop_file():
-            self._status("starting", phase="writing the first grid")
-            self.write_grid()
-        self._status("starting", phase="first training step")
-        acc = torch.zeros(len(self.step_fn.names), device=self.device)
-        acc_steps, speed = 0, SpeedMeter()
-        base_seconds, last_status = self.train_seconds, -math.inf
-        state = "finished"
+        if self.dist.is_main and not (self.lock and self.lock.held):
+            self.lock = RunLock.acquire(self.run.path)
+        if self.lock:
+            self.lock.busy = True
+        speed = SpeedMeter()
         try:
+            if not self.run.grids() and not self._stop_file():
+                self._status("starting", phase="writing the first grid")
+                self.write_grid()
+            self._status("starting", phase="first training step")
+            base_seconds = self.train_seconds
             while True:
-                if self._stop_requested(stop):
-                    state = "stopped"
+                try:
+                    state = self._train_session(stop, on_log, speed, base_seconds)
                     break
-                if self.finished():
-                    break
-                acc += self.train_step()
-                acc_steps += 1
-                speed.add(cfg.batch_size)
-                self.train_seconds = base_seconds + speed.session_seconds()
-                log_step = self.step % cfg.log_every == 0 or self.finished()
-                if log_step:
-                    self._log(acc, acc_steps, speed.close_window(), on_log)
-                    acc.zero_()
-                    acc_steps, last_status = 0, time.perf_counter()
-                elif time.perf_counter() - last_status >= STATUS_EVERY:
-                    self._status("running", speed.current())
-                    last_status = time.perf_counter()
-                if self.step % cfg.grid_every == 0:
-                    self.write_grid()
-                if self._evaluation_due():
-                    self.evaluate()
-                if self._live_due(log_step):
-                    self.live_evaluate()
-                if self.step % cfg.checkpoint_every == 0:
-                    self.save()
+                except Divergence as exc:
+                    self._recover(exc)
         except BaseException as exc:
             self._status("failed", speed.current(), error=describe_error(exc))
             raise
+        finally:
+            self.release()
+        self._status(state, speed.current())
+        self._record_speed(speed.windows)
+        return state
+
+    def _train_session(self, stop: StopFlag, on_log: ProgressFn | None, speed: "SpeedMeter",
+                       base_seconds: float) -> str:
+        """The steps until a limit or a stop request, then the last log line, grid and checkpoint."""
+        cfg = self.config.train
+        acc = torch.zeros(len(self.step_fn.names), device=self.device)
+        acc_steps, last_status = 0, -math.inf
+        state = "finished"
+        while True:
+            if self._stop_requested(stop):
+                state = "stopped"
+                break
+            if self.finished():
+                break
+            acc += self.train_step()
+            acc_steps += 1
+            speed.add(cfg.batch_size)
+            self.train_seconds = base_seconds + speed.session_seconds()
+            log_step = self.step % cfg.log_every == 0 or self.finished()
+            if log_step:
+                self._log(acc, acc_steps, speed.close_window(), on_log)
+                acc.zero_()
+                acc_steps, last_status = 0, time.perf_counter()
+            elif time.perf_counter() - last_status >= STATUS_EVERY:
+                self._status("running", speed.current())
+                last_status = time.perf_counter()
+            if self.step % cfg.grid_every == 0:
+                self.write_grid()
+            if self._evaluation_due():
+                self.evaluate()
+            if self._live_due(log_step):
+                self.live_evaluate()
+            if self.step % cfg.checkpoint_every == 0:
+                self.save()
         if acc_steps:
             self._log(acc, acc_steps, speed.close_window(), on_log)
         if self.run.grids() and self.run.grids()[-1][0] != self.step:
             self.write_grid()
         self.save()
-        self._status(state, speed.current())
-        self._record_speed(speed.windows)
         return state
+
+    def _recover(self, exc: Divergence) -> None:
+        """Roll back to the last finite checkpoint with lower learning rates (train.on_divergence=rollback,
+        at most train.max_rollbacks times), else log the divergence and raise DivergenceError."""
+        cfg = self.config.train
+        last = self.run.latest_checkpoint()
+        last_step = int(last.stem.split("_")[1]) if last else None
+        exhausted = self.rollbacks >= cfg.max_rollbacks
+        if cfg.on_divergence != "rollback" or exhausted or last is None:
+            self._event("divergence", diverged_at=exc.step, detail=exc.detail)
+            tried = f" after {self.rollbacks} rollback(s) (train.max_rollbacks)" if exhausted and self.rollbacks else ""
+            optim = self.config.optim
+            raise DivergenceError(f"training diverged at step {exc.step}{tried}: {exc.detail}. "
+                                  + advice(optim.lr_g, optim.lr_d, self.bf16, last_step,
+                                           cfg.on_divergence == "rollback" and exhausted)) from None
+        self.rollbacks += 1
+        self.config.optim.lr_g *= ROLLBACK_LR_FACTOR
+        self.config.optim.lr_d *= ROLLBACK_LR_FACTOR
+        if self.dist.is_main:
+            self.run.write_config(self.config)
+        self._resume(*self._latest_valid_checkpoint())
+        self._set_progress()
+        log.warning("diverged at step %d (%s): rolled back to step %d with lr_g=%g, lr_d=%g", exc.step,
+                    exc.detail, self.step, self.config.optim.lr_g, self.config.optim.lr_d)
+        self._event("rollback", diverged_at=exc.step, detail=exc.detail, lr_g=self.config.optim.lr_g,
+                    lr_d=self.config.optim.lr_d, rollbacks=self.rollbacks)
+
+    def _event(self, event: str, **fields: Any) -> None:
+        """Append an event record (divergence, rollback) at the current step."""
+        if self.dist.is_main:
+            self.run.append_metrics({"kind": "event", "event": event, "step": self.step, "images": self.images,
+                                     "time": round(self.train_seconds, 3), **fields})
 
     def _record_speed(self, windows: list[float]) -> None:
         """Remember this session's median img/s for its shape on this machine (what the studio expects
@@ -596,7 +728,7 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted"
     text = str(exc).strip() or type(exc).__name__
-    if isinstance(exc, (ConfigError, CheckpointError, ValueError, FileNotFoundError)):
+    if isinstance(exc, (ConfigError, CheckpointError, DivergenceError, ValueError, FileNotFoundError)):
         return text
     frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
     where = f" (in {Path(frame.filename).name}:{frame.lineno})" if frame else ""
