@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from engine.grid import to_uint8
-from engine.models import build_model
+from engine.models import build_model, check_model_size
 from engine.runs import Run
 from engine.runs.files import atomic_write, atomic_write_json, read_json
 from engine.train.checkpoint import CheckpointError, load_checkpoint, split_prefix
@@ -134,7 +134,9 @@ def first_layer_weight(module: nn.Module, latent_dim: int) -> torch.Tensor:
 
 def _build(info: dict[str, Any], weights: dict[str, torch.Tensor], device: torch.device | str,
            encoder_weights: dict[str, torch.Tensor] | None = None) -> Generator:
-    pair = build_model(info["model"], info["model_options"], int(info["resolution"]), int(info.get("num_classes", 0)))
+    shape = (info["model"], info["model_options"], int(info["resolution"]), int(info.get("num_classes", 0)))
+    check_model_size(*shape, training=False, device=device)  # a config.json may describe any size
+    pair = build_model(*shape)
     encoder = pair.encoder if encoder_weights else None
     try:
         pair.generator.load_state_dict(weights)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -39,6 +40,7 @@ class ModelInfo:
 
 
 _MODELS: dict[str, ModelInfo] = {}
+MAX_OPTION = 2**31 - 1  # widths, sizes and image counts; sizes that large are refused by engine.models.size
 
 
 def register_model(name: str, description: str, resolutions: tuple[int, ...], options_type: type,
@@ -78,7 +80,24 @@ def _parse_options(info: ModelInfo, options: dict[str, Any]) -> Any:
         if getattr(opts, key) not in allowed:
             raise ConfigError(f"{info.name} option {key} must be one of {', '.join(allowed)}, "
                               f"not {getattr(opts, key)!r}")
+    for item in dataclasses.fields(opts):
+        _check_number(info.name, item.name, getattr(opts, item.name))
     return opts
+
+
+def _check_number(model: str, key: str, value: Any) -> None:
+    """Numeric options: widths and sizes are positive, image counts (``*_images``) non-negative, both at
+    most MAX_OPTION; floats (slopes, weights) finite and non-negative, dropout probabilities below 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    where = f"model.options.{key} ({model})"
+    if isinstance(value, int):
+        low = 0 if key.endswith("_images") else 1
+        if not low <= value <= MAX_OPTION:
+            raise ConfigError(f"{where} must be between {low} and {MAX_OPTION}, got {value}")
+    elif not (math.isfinite(value) and 0 <= value and (value < 1 or "dropout" not in key)):
+        allowed = "at least 0 and below 1" if "dropout" in key else "at least 0"
+        raise ConfigError(f"{where} must be a finite number {allowed}, got {value!r}")
 
 
 def resolve_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
