@@ -1,4 +1,7 @@
-"""The on-disk uint8 cache of decoded datasets, keyed by source fingerprint and resolution."""
+"""The on-disk uint8 cache of decoded datasets, keyed by source fingerprint and resolution.
+
+An entry that is unreadable or does not hold what a decode holds (uint8 images at the resolution, one
+label in range per image) counts as absent: the dataset is decoded again and the entry rewritten."""
 
 from __future__ import annotations
 
@@ -31,13 +34,23 @@ def load_cached(fingerprint: str, resolution: int, mmap: bool = False) -> Decode
     entry = _entry(fingerprint, resolution)
     try:
         meta = json.loads((entry / "meta.json").read_text())
+        class_names, skipped = list(meta["class_names"]), list(meta["skipped"])
         images = np.load(entry / "images.npy", allow_pickle=False, mmap_mode="r" if mmap else None)
         labels = np.load(entry / "labels.npy", allow_pickle=False)
-    except (OSError, ValueError):
+    except (OSError, ValueError, EOFError, KeyError, TypeError):
         return None
-    if images.shape[0] != labels.shape[0] or images.shape[1:] != (resolution, resolution, 3):
+    if not _consistent(images, labels, len(class_names), resolution):
         return None
-    return Decoded(images, labels, meta["class_names"], meta["skipped"])
+    return Decoded(images, labels, class_names, skipped)
+
+
+def _consistent(images: np.ndarray, labels: np.ndarray, classes: int, resolution: int) -> bool:
+    """Whether a cache entry holds a decode: uint8 images at the resolution and one label in range per image."""
+    if images.dtype != np.uint8 or images.shape[1:] != (resolution, resolution, 3):
+        return False
+    if labels.dtype.kind not in "iu" or labels.shape != images.shape[:1]:
+        return False
+    return not len(labels) or 0 <= labels.min() <= labels.max() < max(classes, 1)
 
 
 def store(fingerprint: str, resolution: int, decoded: Decoded) -> None:

@@ -1,6 +1,11 @@
 """Hugging Face Hub datasets: 'hf:owner/name[:split]'. The split's parquet files (the repo's own, else the Hub's
 parquet conversion) are downloaded once into the Hub cache and decoded once into the uint8 cache; labels come
-from the dataset's class column. Offline, a dataset downloaded before still loads."""
+from the dataset's class column. Offline, a dataset downloaded before still loads.
+
+A Hub dataset is untrusted input like a local file, under the limits of ``engine.data.sources``: the
+decoded size is checked from the row count in the parquet metadata before decoding, images over the
+pixel limit are skipped, and labels are capped at ``MAX_CLASSES`` (plain integer labels are
+renumbered 0..K-1, their values becoming the class names)."""
 
 from __future__ import annotations
 
@@ -15,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.data.images import decode_image
-from engine.data.sources import DatasetError, Decoded, Source, register_scheme
+from engine.data.sources import (DatasetError, Decoded, Source, check_classes, check_decoded_size,
+                                 compact_labels, register_scheme)
 from engine.runs.files import atomic_write_json, read_json
 
 DEFAULT_SPLIT = "train"
@@ -159,14 +165,18 @@ def decode_parquet(paths: list[Path], resolution: int, where: str) -> Decoded:
     features = _features(schema)
     image_column = _image_column(schema, features, where)
     label_column, class_names = _label_column(schema, features)
+    check_classes(len(class_names), where)
     columns = [image_column] + ([label_column] if label_column else [])
-    images: list[np.ndarray] = []
+    files = [pq.ParquetFile(path) for path in paths]
+    rows = sum(file.metadata.num_rows for file in files)
+    check_decoded_size(rows, resolution, where)
+    images = np.empty((rows, resolution, resolution, 3), np.uint8)
     raw_labels: list[Any] = []
     skipped: list[str] = []
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        for path in paths:
+        for path, file in zip(paths, files):
             row = 0
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=columns):
+            for batch in file.iter_batches(batch_size=BATCH_ROWS, columns=columns):
                 column = batch.column(image_column)
                 blobs = column.field("bytes").to_pylist() if pa.types.is_struct(column.type) else column.to_pylist()
                 labels = batch.column(label_column).to_pylist() if label_column else [0] * len(blobs)
@@ -174,14 +184,17 @@ def decode_parquet(paths: list[Path], resolution: int, where: str) -> Decoded:
                 for i, (image, label) in enumerate(zip(decoded, labels)):
                     if image is None:
                         skipped.append(f"{path.name} row {row + i}")
+                    elif len(raw_labels) == rows:
+                        raise DatasetError(f"{where}: {path.name} holds more rows than its metadata declares")
                     else:
-                        images.append(image)
+                        images[len(raw_labels)] = image
                         raw_labels.append(label)
                 row += len(blobs)
-    if not images:
+    if not raw_labels:
         raise DatasetError(f"no usable images in {where}: all {len(skipped)} rows failed to decode")
-    labels, class_names = _labels(raw_labels, class_names)
-    return Decoded(np.stack(images), labels, class_names, skipped)
+    images.resize((len(raw_labels), resolution, resolution, 3), refcheck=False)
+    labels, class_names = _labels(raw_labels, class_names, where)
+    return Decoded(images, labels, class_names, skipped)
 
 
 def _features(schema: Any) -> dict[str, Any]:
@@ -221,13 +234,22 @@ def _label_column(schema: Any, features: dict[str, Any]) -> tuple[str | None, li
     return None, []
 
 
-def _labels(raw: list[Any], class_names: list[str]) -> tuple[np.ndarray, list[str]]:
-    """int64 labels and their names: ClassLabel names as given, strings sorted, bare integers as '0', '1', …"""
+def _labels(raw: list[Any], class_names: list[str], where: str) -> tuple[np.ndarray, list[str]]:
+    """int64 labels and their names: ClassLabel names as given (-1, no label, counts as the first), strings
+    sorted, bare integers renumbered 0..K-1 with their values as names; a missing label counts as the first."""
     if any(isinstance(value, str) for value in raw):
         class_names = sorted({str(value) for value in raw if value is not None})
+        check_classes(len(class_names), where)
         index = {name: i for i, name in enumerate(class_names)}
         return np.array([index.get(str(value), 0) for value in raw], np.int64), class_names
-    labels = np.array([value if isinstance(value, int) and value >= 0 else 0 for value in raw], np.int64)
-    if not class_names and labels.any():
-        class_names = [str(i) for i in range(int(labels.max()) + 1)]
-    return labels, class_names
+    try:
+        values = np.array([value if isinstance(value, int) else 0 for value in raw], np.int64)
+    except OverflowError:
+        raise DatasetError(f"{where} has labels beyond 64-bit integers: labels must be class numbers") from None
+    if not class_names:
+        return compact_labels(values, f"the labels of {where}")
+    outside = values[values >= len(class_names)]
+    if len(outside):
+        raise DatasetError(f"{where} has label {int(outside[0])} but its class column names only {len(class_names)} "
+                           "classes: the dataset's labels do not match its features")
+    return np.maximum(values, 0), class_names
