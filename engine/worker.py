@@ -12,6 +12,7 @@ from pathlib import Path
 from engine.config import Config
 from engine.device import detect_device
 from engine.runs import LAUNCH_ENV, Run, file_clock, list_runs, lock_holder
+from engine.runs.lock import launching
 from engine.train.checkpoint import CheckpointError, read_checkpoint_meta
 from engine.train.resume import check_resumable
 
@@ -59,6 +60,15 @@ def start_training(config: Config, run_dir: str | Path, resume: bool = False, pr
     if processes < 1 or config.train.batch_size % processes:
         raise ValueError(f"batch size {config.train.batch_size} must split evenly over {processes} processes")
     run = Run(run_dir)
+    with launching(run.path.parent):
+        _refuse_conflicts(config, run)
+        if resume:
+            _check_resume(config, run)
+        return _launch(config, run, resume, processes)
+
+
+def _refuse_conflicts(config: Config, run: Run) -> None:
+    """RunConflictError when this run, or another run on the same device, is training."""
     holder = lock_holder(run.path)
     if run.is_live() or holder:
         who = f" (process {holder})" if holder else ""
@@ -68,8 +78,10 @@ def start_training(config: Config, run_dir: str | Path, resume: bool = False, pr
         if other.path != run.path and other.is_live() and _device_key(other.config()) == key:
             raise RunConflictError(f"run {other.name} is already training on {key}; stop it first "
                                    "or wait for it to finish")
-    if resume:
-        _check_resume(config, run)
+
+
+def _launch(config: Config, run: Run, resume: bool, processes: int) -> int:
+    """Write the config, start the worker and say it is starting (its status, with the launch time)."""
     previous = run.status() if resume else {}
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_config(config)

@@ -4,10 +4,12 @@ one curve after a resume, tidy and shareable run directories."""
 import json
 import math
 import os
+import signal
 import stat
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 import torch
@@ -244,3 +246,27 @@ def test_metrics_records_are_strict_json_with_non_finite_values_named(tmp_path):
     run.append_metrics({"kind": "eval", "step": 1, "swd": math.nan, "fid": 3.5, "kid": -math.inf})
     line = run.metrics_path.read_text().strip()
     assert _strict(line) == {"kind": "eval", "step": 1, "fid": 3.5, "nonfinite": ["kid", "swd"]}
+
+
+def test_two_start_presses_at_the_same_instant_launch_one_worker(tmp_path):
+    barrier = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def press(name: str) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(start_training(tiny_config(max_steps=2000), tmp_path / name))
+        except RunConflictError as exc:
+            outcomes.append(exc)
+
+    presses = [threading.Thread(target=press, args=(name,)) for name in ("a", "b")]
+    for thread in presses:
+        thread.start()
+    for thread in presses:
+        thread.join()
+    pids = [o for o in outcomes if isinstance(o, int)]
+    try:
+        assert len(pids) == 1 and "already training on cpu" in str(next(o for o in outcomes if o not in pids))
+    finally:
+        for pid in pids:
+            os.killpg(pid, signal.SIGKILL)

@@ -8,11 +8,12 @@ over by a new owner (a notebook that builds a second Trainer for the same run, s
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Iterator
 
 LOCK_NAME = ".lock"
 PROBE_GRACE = 1.0  # seconds a writer retries, so a reader's momentary probe (lock_holder) never refuses it
@@ -79,6 +80,20 @@ def lock_holder(run_dir: str | Path) -> int | None:
             return _recorded_pid(handle)
         fcntl.flock(handle, fcntl.LOCK_UN)
     return None
+
+
+@contextlib.contextmanager
+def launching(runs_root: str | Path) -> Iterator[None]:
+    """Serialise launches under one runs root (waits for the other launcher), so two Start presses at
+    the same instant see each other's "starting" run and cannot both train on one device."""
+    root = Path(runs_root)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".launch.lock", "a+", encoding="ascii") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _locked_handle(run_dir: Path) -> IO[str]:
