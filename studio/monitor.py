@@ -101,6 +101,9 @@ def _panel(run: engine.Run, was_live: bool) -> None:
     records = run.metrics()
     _progress(status)
     _growth(charts.train_records(records))
+    for record in records:
+        if record.get("event") == "rollback":
+            st.warning(event_text(record), icon=":material/history:")
     if status["state"] == "failed":
         st.error(f"Training failed: {status.get('error') or 'the worker stopped without saying why.'}",
                  icon=":material/error:")
@@ -117,6 +120,13 @@ def _panel(run: engine.Run, was_live: bool) -> None:
     elif live:
         st.info("The loss curves appear after the first few steps.")
     _log(run, expanded=status["state"] == "failed")
+
+
+def event_text(record: dict[str, Any]) -> str:
+    """What a rollback record says in words (train.on_divergence=rollback)."""
+    return (f"Training diverged at step {record['diverged_at']:,} ({record['detail']}): rolled back to the "
+            f"checkpoint at step {record['step']:,} and halved the learning rates (G {record['lr_g']:.1e}, "
+            f"D {record['lr_d']:.1e}).")
 
 
 def _progress(status: dict[str, Any]) -> None:

@@ -404,3 +404,21 @@ def test_a_run_shows_generated_next_to_real_images_the_live_metric_its_config_an
     (config,) = at.json
     assert '"builtin:faces:256"' in config.value
     assert at.button(key="longer-go:watched")  # a finished run can train longer
+
+
+def test_a_diverged_run_shows_its_rollback_the_error_and_its_curves(runs_root: Path) -> None:
+    error = "training diverged at step 14: loss_d became NaN or infinite in the 2 step(s) up to step 14. …"
+    run = fake_run(runs_root, "diverged", "failed", step=14, images=224, error=error)
+    run.append_metrics({"kind": "train", "step": 10, "images": 160, "time": 1.0, "wall": 2.0, "loss_g": 1.0,
+                        "loss_d": 0.5, "d_real": 0.6, "d_fake": 0.4})
+    run.append_metrics({"kind": "event", "event": "rollback", "step": 10, "images": 160, "time": 1.5,
+                        "diverged_at": 12, "detail": "the D tensors are no longer finite (D.main.0.weight)",
+                        "lr_g": 1e-4, "lr_d": 1e-4, "rollbacks": 1})
+    run.append_metrics({"kind": "train", "step": 14, "images": 224, "time": 2.0, "wall": 3.0, "loss_g": 1.0,
+                        "loss_d": float("nan"), "d_real": 0.6, "d_fake": 0.4})
+    at = open_app()
+    assert not at.exception, at.exception
+    assert any("diverged at step 12" in w and "rolled back to the checkpoint at step 10" in w
+               and "G 1.0e-04" in w for w in warnings(at)), warnings(at)
+    assert any(error in e for e in errors(at)), errors(at)
+    assert "monitor-losses" in {c.key for c in at.get("plotly_chart")}
