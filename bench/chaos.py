@@ -55,17 +55,17 @@ from engine.train.checkpoint import CheckpointError, load_checkpoint  # noqa: E4
 POLL = 0.002  # seconds between looks for a checkpoint write in progress
 FIRST_RECORD_TIMEOUT = 180.0
 FINAL_TIMEOUT = 600.0
-TARGETS = ("tensors temp", "tensors without JSON", "JSON temp")
+TARGETS = ("tensors temp", "JSON temp", "tensors without JSON")  # most specific first
 
 
 def landed_as(path: Path) -> str:
-    """The moment a leftover file shows the kill came at."""
+    """The moment a leftover file shows the kill came at: one of TARGETS, else '<file> temp'."""
     name = path.name
     if name.endswith(".tmp") and path.parent.name == "checkpoints":
         return "tensors temp" if ".safetensors." in name else "JSON temp"
     if name.endswith(".safetensors"):
         return "tensors without JSON"
-    return "other temp file"
+    return "grid temp" if path.parent.name == "grids" else f"{name[1:].rsplit('.', 2)[0]} temp"
 
 
 def leftovers(run: Run) -> set[Path]:
@@ -219,8 +219,8 @@ def strike(session: Session, index: int, kind: str, rng: random.Random, args: ar
     alive = session.kill()
     new = leftovers(session.run) - pending
     logged = bool(session.records())
-    order = (*TARGETS, "other temp file")
-    landed = min((landed_as(p) for p in new), key=order.index) if new else (
+    rank = {name: i for i, name in enumerate(TARGETS)}
+    landed = min((landed_as(p) for p in new), key=lambda name: rank.get(name, len(rank))) if new else (
         "between steps" if logged else "start-up")
     last = session.last_logged()
     return Kill(index, kind, after, alive, landed, session.expected if last is None else last, new,
