@@ -1,9 +1,17 @@
-"""The dataset part of the Train page: choose the images, then see what the engine makes of them."""
+"""The dataset part of the Train page: choose the images, then see what the engine makes of them.
+
+Uploads are bounded by Streamlit's ``server.maxUploadSize`` (.streamlit/config.toml: 1024 MB, as the
+server holds an upload in memory), which the browser, the server and this page all check. An upload
+is saved under a content-addressed name through a temporary ``.partial`` file renamed into place; a
+failed save removes it, and ``.partial`` files left by an interrupted one are removed once stale.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +34,7 @@ OTHER_HUB = "other"
 CHOSEN = "data:upload"  # file name (in the uploads folder) of the archive to train on
 SAVED = "data:zip-saved"  # file id of the upload last saved, so a rerun does not save it again
 NOTICE = "data:upload-notice"
+STALE_PARTIAL_S = 3600  # a .partial file this old is left from an interrupted save (a save takes seconds)
 
 
 def choose_dataset(uploads: Path) -> str | None:
@@ -66,11 +75,18 @@ def choose_hub_dataset() -> str | None:
 
 def choose_upload(uploads: Path) -> str | None:
     """Upload a .zip, or pick one uploaded before; the choice survives visits to other pages."""
-    upload = st.file_uploader("A .zip of images (sub-folders become classes)", type="zip", key="data:zip")
+    upload = st.file_uploader("A .zip of images (sub-folders become classes)", type="zip", key="data:zip",
+                              help=f"At most {file_size(upload_limit())}; for more images, use a folder on this "
+                                   "machine.")
     if upload is not None and st.session_state.get(SAVED) != upload.file_id:
-        with shown_in_page("save the uploaded file"):
-            st.session_state[CHOSEN] = save_upload(upload, uploads).name
-            st.session_state[SAVED] = upload.file_id
+        too_big = upload_problem(upload.name, upload.size)
+        if too_big:
+            st.error(too_big, icon=":material/error:")
+        else:
+            with shown_in_page("save the uploaded file"):
+                st.session_state[CHOSEN] = save_upload(upload, uploads).name
+                st.session_state[SAVED] = upload.file_id
+    remove_stale_partials(uploads)
     notice = st.session_state.pop(NOTICE, None)
     if notice:
         st.error(notice, icon=":material/error:")
@@ -154,17 +170,54 @@ def _delete_upload(upload: Upload) -> None:
         st.session_state.pop(CHOSEN)
 
 
+def upload_limit() -> int:
+    """The largest upload in bytes: Streamlit's ``server.maxUploadSize`` (in MB)."""
+    return int(st.get_option("server.maxUploadSize")) * 2**20
+
+
+def upload_problem(name: str, size: int) -> str | None:
+    """Why an upload of ``size`` bytes is refused, or None."""
+    if size <= upload_limit():
+        return None
+    return (f"{name} is {file_size(size)}, more than the {file_size(upload_limit())} an upload may be. Unpack it "
+            "into a folder on the machine running the studio and choose “Folder on this machine”.")
+
+
 def save_upload(upload: UploadedFile, uploads: Path) -> Path:
-    """Keep an uploaded archive under a content-addressed name, so the worker can read it later."""
-    data = upload.getvalue()
+    """Keep an uploaded archive under a content-addressed name, so the worker can read it later.
+
+    Written to a ``.partial`` file (removed if the save fails) and renamed into place: a name in the
+    folder always holds a whole upload."""
+    uploads.mkdir(parents=True, exist_ok=True)
     stem = re.sub(r"[^\w.-]+", "_", Path(upload.name).stem)[:40] or "upload"
-    path = uploads / f"{stem}-{hashlib.sha1(data).hexdigest()[:12]}.zip"
-    if not path.exists():
-        uploads.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")
-        partial.write_bytes(data)
-        partial.replace(path)
+    digest = hashlib.sha1()
+    handle = tempfile.NamedTemporaryFile(dir=uploads, prefix=f".{stem}-", suffix=".partial", delete=False)
+    partial = Path(handle.name)
+    try:
+        with handle:
+            upload.seek(0)
+            for block in iter(lambda: upload.read(2**20), b""):
+                digest.update(block)
+                handle.write(block)
+            handle.flush()
+            os.fsync(handle.fileno())
+        path = uploads / f"{stem}-{digest.hexdigest()[:12]}.zip"
+        if not path.exists():
+            partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path
+
+
+def remove_stale_partials(uploads: Path) -> None:
+    """Remove ``.partial`` files an interrupted save left behind (not one another session is writing now)."""
+    cutoff = time.time() - STALE_PARTIAL_S
+    for partial in uploads.glob("*.partial"):
+        try:
+            if partial.stat().st_mtime < cutoff:
+                partial.unlink()
+        except OSError:
+            continue
 
 
 def read_preview(spec: str, resolution: int) -> tuple[cache.Preview | None, str | None]:

@@ -70,10 +70,9 @@ def decode_image(data: bytes, resolution: int) -> np.ndarray | None:
                 if img.width * img.height > max_pixels:
                     return None
                 img.load()
-                rgb = to_rgb(img)
+                return square_resize(to_rgb(img), resolution)
     except Exception:  # noqa: BLE001 - whatever a decoder raises on a hostile file, the file is unusable
         return None
-    return square_resize(rgb, resolution)
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

@@ -343,7 +343,7 @@ def _array_source(spec: str, path: Path) -> Source:
             images, labels = _read_npz(path, resolution)
         else:
             with open(path, "rb") as handle:
-                images, labels = _read_npy(handle, f"in {path}", _images_check(resolution)), None
+                images, labels = _read_npy(handle, f"the array in {path}", _images_check(resolution)), None
         class_labels, names = (np.zeros(len(images), np.int64), []) if labels is None else compact_labels(
             labels, f"the labels in {path}")
         resized = resize_array(_frames(images), resolution)
@@ -360,10 +360,11 @@ def _read_npz(path: Path, resolution: int) -> tuple[np.ndarray, np.ndarray | Non
         if not members:
             raise DatasetError(f"array file {path} holds no arrays")
         key = "images" if "images" in members else next(iter(members))
-        images = _read_member(archive, members[key], f"{key!r} in {path}", _images_check(resolution))
+        images = _read_member(archive, members[key], f"the array {key!r} in {path}", _images_check(resolution))
         if "labels" not in members:
             return images, None
-        return images, _read_member(archive, members["labels"], f"'labels' in {path}", _labels_check(len(images)))
+        return images, _read_member(archive, members["labels"], f"the labels array in {path}",
+                                 _labels_check(len(images)))
 
 
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str,
@@ -374,7 +375,7 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str,
     except DatasetError:
         raise
     except READ_ERRORS as exc:
-        raise DatasetError(f"cannot read the array {where}: {exc}") from exc
+        raise DatasetError(f"cannot read {where}: {exc}") from exc
 
 
 def _read_npy(handle: IO[bytes], where: str, check: Callable[[tuple[int, ...], np.dtype, str], None]) -> np.ndarray:
@@ -385,12 +386,12 @@ def _read_npy(handle: IO[bytes], where: str, check: Callable[[tuple[int, ...], n
             raise ValueError(f"unsupported .npy format version {version}")
         read_header = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
         shape, fortran_order, dtype = read_header(handle)
-    except READ_ERRORS as exc:
-        raise DatasetError(f"cannot read the array {where}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - numpy's header parser raises many kinds on a hostile header
+        raise DatasetError(f"cannot read {where}: {exc}") from exc
     check(shape, dtype, where)
     size, cap = math.prod(shape) * dtype.itemsize, MAX_ARRAY_BYTES.get()
     if size > cap:
-        raise DatasetError(f"the array {where} has shape {shape}: {format_bytes(size)}, more than the limit of "
+        raise DatasetError(f"{where} has shape {shape}: {format_bytes(size)}, more than the limit of "
                            f"{format_bytes(cap)} for an array file ({MAX_ARRAY_BYTES.env} raises it); for more "
                            "images use a folder or a .zip of image files")
     data = _read_exactly(handle, size, where)
@@ -404,12 +405,12 @@ def _read_exactly(handle: IO[bytes], size: int, where: str) -> bytearray:
         while len(data) < size:
             block = handle.read(min(size - len(data), 1 << 24))
             if not block:
-                raise DatasetError(f"the array {where} is cut short: {len(data):,} of its {size:,} bytes are there")
+                raise DatasetError(f"{where} is cut short: {len(data):,} of its {size:,} bytes are there")
             data += block
     except DatasetError:
         raise
     except READ_ERRORS as exc:
-        raise DatasetError(f"cannot read the array {where}: {exc}") from exc
+        raise DatasetError(f"cannot read {where}: {exc}") from exc
     return data
 
 
@@ -429,15 +430,15 @@ def _layout(shape: tuple[int, ...]) -> str | None:
 def _images_check(resolution: int) -> Callable[[tuple[int, ...], np.dtype, str], None]:
     def check(shape: tuple[int, ...], dtype: np.dtype, where: str) -> None:
         if dtype != np.uint8:
-            raise DatasetError(f"array {where} has dtype {dtype}; expected uint8 images (N×H×W×3)")
+            raise DatasetError(f"{where} has dtype {dtype}; expected uint8 images (N×H×W×3)")
         layout = _layout(shape)
         if layout is None:
-            raise DatasetError(f"array {where} has shape {shape}; expected N×H×W×3 uint8 images")
+            raise DatasetError(f"{where} has shape {shape}; expected N×H×W×3 uint8 images")
         height, width = shape[2:4] if layout == "NCHW" else shape[1:3]
         if height * width > MAX_IMAGE_PIXELS.get():
-            raise DatasetError(f"array {where} holds {height}×{width} images, more than the limit of "
+            raise DatasetError(f"{where} holds {height}×{width} images, more than the limit of "
                                f"{MAX_IMAGE_PIXELS.get():,} pixels ({MAX_IMAGE_PIXELS.env} raises it)")
-        check_decoded_size(shape[0], resolution, f"array {where}")
+        check_decoded_size(shape[0], resolution, where)
 
     return check
 
@@ -445,9 +446,9 @@ def _images_check(resolution: int) -> Callable[[tuple[int, ...], np.dtype, str],
 def _labels_check(count: int) -> Callable[[tuple[int, ...], np.dtype, str], None]:
     def check(shape: tuple[int, ...], dtype: np.dtype, where: str) -> None:
         if dtype.kind not in "iub":
-            raise DatasetError(f"labels {where} have dtype {dtype}; expected integer class numbers")
+            raise DatasetError(f"{where} has dtype {dtype}; expected integer class numbers")
         if shape != (count,):
-            raise DatasetError(f"labels {where} have shape {shape}; expected ({count},): one label per image")
+            raise DatasetError(f"{where} has shape {shape}; expected ({count},): one label per image")
 
     return check
 
