@@ -256,10 +256,12 @@ def judge(kill: Kill, successor: Session, healthy: bool, pending: set[Path], tal
     if trained:
         pending.intersection_update(stale)
     shown = "not reported (killed in start-up)" if resumed is None else str(resumed)
+    flags = [f"NOT CLEANED {len(stale)}"] * bool(stale) + ["NOT CLEAN"] * (not clean)
+    flags += [f"CORRUPT {kill.check.corrupt}"] * bool(kill.check.corrupt)
+    flags += [f"NON-FINITE {kill.check.nonfinite}"] * bool(kill.check.nonfinite)
     print(f"kill {kill.index:3d} {kill.kind:<8} at {kill.after:5.2f} s  landed {kill.landed:<21} "
           f"logged {kill.last_logged:5d}  resumed from {shown} (checkpoint {kill.check.resume_step})  "
-          f"lost {lost:3d}  leftovers {len(kill.new_leftovers)}{f' NOT CLEANED {len(stale)}' if stale else ''}"
-          f"{'' if clean else '  NOT CLEAN'}", flush=True)
+          f"lost {lost:3d}  leftovers {len(kill.new_leftovers)}  {'  '.join(flags)}".rstrip(), flush=True)
     if not clean:
         tally.failures.append(f"kill {kill.index}: resume not clean\n{successor.tail()}")
 
