@@ -165,8 +165,8 @@ class Config:
 
     def validate(self) -> None:
         """Check every field's type and range; the first bad one raises a one-line ConfigError naming
-        its key, its value and what is allowed. The model's options (and metric names) are checked by
-        the model registry (and the metrics) when the run starts."""
+        its key, its value and what is allowed. Model options and metric names are not checked here (they
+        need engine.models and engine.metrics): resolve_options and check_model_size check the model."""
         hints = typing.get_type_hints(type(self))
         for section in dataclasses.fields(self):
             part = getattr(self, section.name)

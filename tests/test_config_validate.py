@@ -210,6 +210,7 @@ def test_an_exported_generator_of_ngf_4096_is_refused_quickly_without_allocating
         print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
     message, seconds, peak = out.stdout.strip().splitlines()[-3:]
     assert message.startswith("model fastgan (ngf=4096) at 64 px has about ") and "lower model.options.ngf" in message
     assert float(seconds) < 10 and int(peak) < 1.5 * 2**30

@@ -145,7 +145,7 @@ def check_model_size(name: str, options: dict[str, Any], resolution: int, num_cl
 def available_memory(device: torch.device | str) -> int | None:
     """Bytes a new model can still use on ``device`` (None when unknown)."""
     device = torch.device(device)
-    if device.type == "cuda":
+    if device.type == "cuda" and torch.cuda.is_available():
         free, _ = torch.cuda.mem_get_info(device)
         return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
     if device.type in ("cpu", "mps"):  # MPS shares the host's memory
