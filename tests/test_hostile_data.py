@@ -223,6 +223,23 @@ def test_a_zip_stops_unpacking_at_its_total_limit_and_names_what_it_dropped(tmp_
                                  "GAN_STUDIO_MAX_ZIP_BYTES raises it)" for i in range(3, 6)]
 
 
+def test_what_a_limit_drops_is_named_in_a_warning_and_a_bad_limit_is_a_dataset_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from engine.data import DatasetError, load_dataset
+
+    path = tmp_path / "two.zip"
+    path.write_bytes(zip_bytes({"a.png": png(), "b.png": noise_png(2)}))
+    monkeypatch.setenv("GAN_STUDIO_MAX_ZIP_BYTES", str(len(png()) + 10))
+    with caplog.at_level("WARNING", logger="engine.data"):
+        assert len(load_dataset(str(path), RESOLUTION)) == 1
+    assert "skipped 1 file(s)" in caplog.text and "b.png (past the " in caplog.text
+    monkeypatch.setenv("GAN_STUDIO_MAX_ZIP_BYTES", str(2**20))
+    assert len(load_dataset(str(path), RESOLUTION)) == 2  # decoded again under the raised limit, not from the cache
+    monkeypatch.setenv("GAN_STUDIO_MAX_ZIP_BYTES", "4G")
+    with pytest.raises(DatasetError, match="GAN_STUDIO_MAX_ZIP_BYTES='4G' is not a limit"):
+        load_dataset(str(tmp_path / "two.zip"), RESOLUTION + 1)
+
+
 def test_zip_members_over_the_file_limit_or_that_are_links_are_skipped_and_named(tmp_path: Path) -> None:
     big = tmp_path / "big.zip"
     big.write_bytes(zip_bytes({"a.png": png(), "b.png": noise_png(0)}))
@@ -250,7 +267,7 @@ def test_a_zip_listing_too_many_files_is_refused_before_its_table_is_parsed(tmp_
 def test_a_corrupt_compressed_member_is_skipped(tmp_path: Path) -> None:
     data = bytearray(zip_bytes({"a.png": png(), "b.png": noise_png(1, size=40)}))
     second = data.find(b"PK\x03\x04", 4)
-    data[second + 60:second + 90] = bytes(range(30))  # inside b.png's deflate stream
+    data[second + 30 + len("b.png")] = 0xFF  # b.png's deflate stream opens with a block of a type that does not exist
     path = tmp_path / "corrupt.zip"
     path.write_bytes(bytes(data))
     result = one(path)
@@ -316,14 +333,12 @@ def test_hub_labels_are_renumbered_and_capped(tmp_path: Path) -> None:
 
 # --- the studio's uploads ---------------------------------------------------------------------------------------
 
-def test_the_studio_refuses_an_upload_over_its_limit_and_saves_atomically(tmp_path: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_studio_refuses_an_upload_over_its_limit_and_removes_stale_partial_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import tomllib
 
     from streamlit import config
     from streamlit.testing.v1 import AppTest
-
-    from studio import dataset_picker
 
     server = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["server"]
     assert server["maxUploadSize"] == 1024  # what the browser and the server refuse beyond, in MB
@@ -346,6 +361,10 @@ def test_the_studio_refuses_an_upload_over_its_limit_and_saves_atomically(tmp_pa
     assert any("big.zip is 1.0 MB, more than the 1.0 MB an upload may be" in e.value for e in at.error)
     assert sorted(p.name for p in uploads.iterdir()) == [fresh.name]  # nothing saved; the stale file removed
 
+
+def test_an_upload_is_saved_whole_or_not_at_all(tmp_path: Path) -> None:
+    from studio import dataset_picker
+
     class Upload(io.BytesIO):
         name = "pets.zip"
 
@@ -356,10 +375,10 @@ def test_the_studio_refuses_an_upload_over_its_limit_and_saves_atomically(tmp_pa
             return super().read(4)
 
     with pytest.raises(OSError, match="connection dropped"):
-        dataset_picker.save_upload(Dropped(b"12345678"), uploads)
-    saved = dataset_picker.save_upload(Upload(b"1234"), uploads)
-    assert sorted(p.name for p in uploads.iterdir()) == sorted([fresh.name, saved.name])
-    assert saved.read_bytes() == b"1234" and saved.name.startswith("pets-")
+        dataset_picker.save_upload(Dropped(b"12345678"), tmp_path)
+    assert not list(tmp_path.iterdir())
+    saved = dataset_picker.save_upload(Upload(b"1234"), tmp_path)
+    assert list(tmp_path.iterdir()) == [saved] and saved.read_bytes() == b"1234" and saved.name.startswith("pets-")
 
 
 # --- fuzzing ------------------------------------------------------------------------------------------------------

@@ -1,4 +1,8 @@
-"""Datasets: sources selected by a spec string, decoded once into a uint8 cache."""
+"""Datasets: sources selected by a spec string, decoded once into a uint8 cache.
+
+Dataset files are untrusted input, read within the limits listed in ``engine.data.sources`` (each
+raised by an environment variable); what a limit or an unreadable file drops is logged as a warning
+and kept in ``ImageDataset.skipped``. A user's mistake is always a ``DatasetError``."""
 
 from __future__ import annotations
 
@@ -50,6 +54,6 @@ def load_dataset(spec: str, resolution: int, mmap: bool = False) -> ImageDataset
             decoded = load_cached(source.fingerprint, resolution, mmap) or decoded
     if decoded.skipped:
         shown = ", ".join(decoded.skipped[:5]) + (" …" if len(decoded.skipped) > 5 else "")
-        log.warning("skipped %d unusable file(s) in %s: %s", len(decoded.skipped), spec, shown)
+        log.warning("skipped %d file(s) in %s: %s", len(decoded.skipped), spec, shown)
     return ImageDataset(spec, source.fingerprint, decoded.images, decoded.labels.astype(np.int64),
                         decoded.class_names, decoded.skipped)

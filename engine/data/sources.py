@@ -22,6 +22,11 @@ checked before it is spent, against limits that an environment variable of the s
   bytes, checked from the file count before decoding.
 - ``images.MAX_IMAGE_PIXELS``: one picture's pixels, from its header.
 
+A file, a zip member or a picture dropped by a limit is skipped and named ('name (why)'); any other
+limit passed is a DatasetError naming the file, the limit, its variable and what to do instead.
+Fingerprints carry a tag of the limits that change what a decode holds when they are not the
+defaults, so a decode made under other limits is never taken from the cache.
+
 Only regular files are read: a pipe, device or socket is refused without opening it for reading
 (a FIFO would block forever, /dev/zero never ends), and a symbolic link in a folder is followed
 only to a file inside that folder. Zip members that are symbolic links are skipped.
@@ -37,7 +42,7 @@ import struct
 import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import IO, Callable, Iterable
 
@@ -61,6 +66,7 @@ MAX_ZIP_DIRECTORY_BYTES = Limit("GAN_STUDIO_MAX_ZIP_DIRECTORY_BYTES", 32 * 2**20
 MAX_ARRAY_BYTES = Limit("GAN_STUDIO_MAX_ARRAY_BYTES", 4 * 2**30)
 MAX_CLASSES = Limit("GAN_STUDIO_MAX_CLASSES", 1000)
 MAX_DATASET_BYTES = Limit("GAN_STUDIO_MAX_DATASET_BYTES", _half_memory())
+CONTENT_LIMITS = (MAX_FILE_BYTES, MAX_ZIP_BYTES, MAX_IMAGE_PIXELS)  # the limits that change what a decode holds
 
 # What reading a corrupt or hostile archive member or array can raise (zlib, zipfile, numpy's header parser).
 READ_ERRORS = (OSError, EOFError, RuntimeError, ValueError, TypeError, SyntaxError, struct.error, zlib.error,
@@ -113,9 +119,18 @@ def resolve_source(spec: str) -> Source:
     if not spec:
         raise DatasetError("empty dataset spec: use builtin:faces, a folder, a .zip or a .npz file")
     scheme, sep, rest = spec.partition(":")
-    if sep and scheme in _SCHEMES:
-        return _SCHEMES[scheme](spec, rest)
-    return _path_source(spec)
+    source = _SCHEMES[scheme](spec, rest) if sep and scheme in _SCHEMES else _path_source(spec)
+    tag = _limits_tag()
+    return replace(source, fingerprint=source.fingerprint + tag) if tag else source
+
+
+def _limits_tag() -> str:
+    """'' under the default limits, else a tag of the ``CONTENT_LIMITS`` in force: a decode made under other
+    limits (holding fewer files, say) is then not taken from the cache."""
+    values = [limit.get() for limit in CONTENT_LIMITS]
+    if values == [limit.default for limit in CONTENT_LIMITS]:
+        return ""
+    return "-limits-" + hashlib.sha1(repr(values).encode()).hexdigest()[:8]
 
 
 def check_decoded_size(count: int, resolution: int, where: str) -> None:
