@@ -4,6 +4,7 @@ one curve after a resume, tidy and shareable run directories."""
 import json
 import math
 import os
+import pathlib
 import signal
 import stat
 import subprocess
@@ -18,6 +19,7 @@ from engine import ConfigError, RunConflictError, start_training
 from engine.runs import Run, RunLock, RunLockedError, lock_holder
 from engine.runs.files import atomic_write_json
 from engine.train import Trainer
+from engine.train import checkpoint
 from engine.train.checkpoint import load_checkpoint
 from engine.train.guard import DivergenceError
 from tests.conftest import ROOT, tiny_config
@@ -270,3 +272,46 @@ def test_two_start_presses_at_the_same_instant_launch_one_worker(tmp_path):
     finally:
         for pid in pids:
             os.killpg(pid, signal.SIGKILL)
+
+
+class _Killed(BaseException):
+    """Stands in for kill -9 at a chosen moment (nothing after it runs)."""
+
+
+def test_a_kill_while_pruning_never_leaves_a_checkpoint_without_its_tensors(tmp_path, monkeypatch):
+    trainer = Trainer(tiny_config(max_steps=4, checkpoint_every=2, keep_checkpoints=1), tmp_path / "run")
+    real = pathlib.Path.unlink
+
+    def unlink(path: pathlib.Path, missing_ok: bool = False) -> None:
+        real(path, missing_ok=missing_ok)
+        if path.stem == "ckpt_00000002":
+            raise _Killed  # right after the first of the pruned checkpoint's two files went
+
+    monkeypatch.setattr(pathlib.Path, "unlink", unlink)
+    with pytest.raises(_Killed):
+        trainer.train()
+    monkeypatch.setattr(pathlib.Path, "unlink", real)
+    trainer.release()
+    run = Run(tmp_path / "run")
+    assert [load_checkpoint(p)[0]["step"] for p in run.checkpoints()] == [4]  # every listed checkpoint verifies
+    assert [p.name for p in run.clean_leftovers()] == ["ckpt_00000002.safetensors"]
+
+
+def test_a_kill_while_best_is_rewritten_leaves_the_previous_best_whole(tmp_path, monkeypatch):
+    trainer = Trainer(tiny_config(max_steps=2), tmp_path / "run")
+    trainer.train()
+    trainer._track_best({"swd": 2.0}, "swd")
+    trainer.train_step()
+
+    def killed(path, obj) -> None:
+        raise _Killed  # the new best's tensors are written, its JSON is not
+
+    monkeypatch.setattr(checkpoint, "atomic_write_json", killed)
+    with pytest.raises(_Killed):
+        trainer._track_best({"swd": 1.0}, "swd")
+    monkeypatch.undo()
+    trainer.release()
+    best = Run(tmp_path / "run").checkpoints_dir / "best.json"
+    assert load_checkpoint(best)[0]["best"]["value"] == 2.0
+    assert [p.name for p in Run(tmp_path / "run").clean_leftovers()] == ["best_00000003.safetensors"]
+    assert load_checkpoint(best)[0]["best"]["value"] == 2.0

@@ -124,10 +124,19 @@ class Run:
             if folder.is_dir():
                 removed += [p for p in folder.iterdir() if p.name.startswith(".") and p.name.endswith(TEMP_SUFFIX)]
         if self.checkpoints_dir.is_dir():
-            removed += [p for p in self.checkpoints_dir.glob("*.safetensors") if not p.with_suffix(".json").exists()]
+            named = self._best_tensors()
+            removed += [p for p in self.checkpoints_dir.glob("*.safetensors")
+                        if not p.with_suffix(".json").exists() and p.name != named]
         for path in removed:
             path.unlink(missing_ok=True)
         return removed
+
+    def _best_tensors(self) -> str | None:
+        """The tensors file best.json names (it is rewritten under new names: best_<step>.safetensors)."""
+        try:
+            return read_json(self.checkpoints_dir / "best.json").get("tensors")
+        except (OSError, ValueError, AttributeError):
+            return None
 
     def truncate_history(self, step: int) -> int:
         """Drop the metrics records and progress grids after ``step`` (what a resumed run recomputes from

@@ -47,8 +47,10 @@ def split_prefix(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, tor
 
 def save_checkpoint(path_json: Path, modules: dict[str, torch.nn.Module],
                     optimizers: dict[str, torch.optim.Optimizer], extra_tensors: dict[str, torch.Tensor],
-                    state: dict[str, Any]) -> None:
-    """Write ``<name>.safetensors`` then ``<name>.json``; the JSON names and sizes the tensors."""
+                    state: dict[str, Any], tensors_name: str | None = None) -> None:
+    """Write the tensors (``<name>.safetensors``, or ``tensors_name`` beside the JSON) then ``<name>.json``,
+    which names, sizes and hashes them. A checkpoint rewritten under one name gets a new tensors name,
+    so a kill between the two writes leaves the old pair whole."""
     tensors: dict[str, torch.Tensor] = {}
     groups = {}
     for prefix, module in modules.items():
@@ -57,7 +59,7 @@ def save_checkpoint(path_json: Path, modules: dict[str, torch.nn.Module],
         flat, groups[prefix] = _flatten_optimizer(prefix, opt)
         tensors.update(flat)
     tensors.update({k: v.detach().cpu().contiguous() for k, v in extra_tensors.items()})
-    path_tensors = path_json.with_suffix(".safetensors")
+    path_tensors = path_json.parent / tensors_name if tensors_name else path_json.with_suffix(".safetensors")
     atomic_write(path_tensors, lambda tmp: save_file(tensors, str(tmp), metadata={"format": FORMAT}))
     meta = dict(state, format=FORMAT, tensors=path_tensors.name, tensors_bytes=path_tensors.stat().st_size,
                 tensors_sha1=file_digest(path_tensors), optimizer_groups=groups)

@@ -270,8 +270,8 @@ class Trainer:
         path = self.run.checkpoints_dir / f"ckpt_{self.step:08d}.json"
         self._write_checkpoint(path)
         for old in self.run.checkpoints()[:-max(1, self.config.train.keep_checkpoints)]:
+            old.unlink(missing_ok=True)  # the commit mark first: a kill here leaves tensors clean_leftovers removes
             old.with_suffix(".safetensors").unlink(missing_ok=True)
-            old.unlink(missing_ok=True)
         return path
 
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -283,11 +283,11 @@ class Trainer:
         if distributed.any_flags((bool(bad),), self.dist)[0]:
             raise Divergence(self.step, describe_tensors(bad) if bad else "another process's state is not finite")
 
-    def _write_checkpoint(self, path: Path) -> None:
+    def _write_checkpoint(self, path: Path, tensors_name: str | None = None) -> None:
         bad = nonfinite_tensors(state_tensors(self._modules(), self._optimizers()))
         if bad:
             raise Divergence(self.step, describe_tensors(bad))
-        save_checkpoint(path, self._modules(), self._optimizers(), self._state_tensors(), self._meta())
+        save_checkpoint(path, self._modules(), self._optimizers(), self._state_tensors(), self._meta(), tensors_name)
 
     def _meta(self) -> dict[str, Any]:
         meta = {"step": self.step, "images": self.images, "train_seconds": self.train_seconds,
@@ -460,7 +460,16 @@ class Trainer:
         previous = self.best.get("value") if self.best.get("key") == key else None
         if previous is None or (value < previous if lower else value > previous):
             self.best = {"key": key, "value": value, "step": self.step, "images": self.images}
-            self._write_checkpoint(self.run.checkpoints_dir / "best.json")
+            self._write_best()
+
+    def _write_best(self) -> None:
+        """best.json with tensors named by step: the old pair stays whole until the new JSON commits,
+        then the old tensors go."""
+        name = f"best_{self.step:08d}.safetensors"
+        self._write_checkpoint(self.run.checkpoints_dir / "best.json", tensors_name=name)
+        for old in self.run.checkpoints_dir.glob("best_*.safetensors"):
+            if old.name != name:
+                old.unlink(missing_ok=True)
 
     def _limits(self) -> dict[str, float]:
         t = self.config.train
