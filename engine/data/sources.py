@@ -212,9 +212,10 @@ def _shown(names: list[str], count: int = 5) -> str:
 
 def _folder_source(spec: str, root: Path) -> Source:
     files, refused = _folder_files(root)
+    if refused and not files:
+        raise DatasetError(f"no readable image files in folder {root}: {_shown(refused)}")
     if not files:
-        found = f": {_shown(refused)}" if refused else ""
-        raise DatasetError(f"no image files (.jpg, .png, …) found in folder {root}{found}")
+        raise DatasetError(f"no image files (.jpg, .png, …) found in folder {root}")
     digest = hashlib.sha1(b"folder-v1")
     for rel, _, info in files:
         digest.update(f"{rel}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
