@@ -176,6 +176,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from engine.train import StopFlag, Trainer
 
     config, note = resolve_train_config(args)
+    config.validate()
     main_rank = os.environ.get("RANK", "0") == "0"
     run_dir = _run_dir(args, config, main_rank)
     if note and main_rank:

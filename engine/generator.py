@@ -132,9 +132,18 @@ def first_layer_weight(module: nn.Module, latent_dim: int) -> torch.Tensor:
     raise ValueError("this generator has no layer that takes the latent directly")
 
 
+def _shape(info: dict[str, Any]) -> tuple[str, dict[str, Any], int, int]:
+    """(model, options, resolution, classes) as a generator's config or checkpoint declares them."""
+    try:
+        return info["model"], info["model_options"], int(info["resolution"]), int(info.get("num_classes", 0))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"the generator's config is incomplete or malformed ({type(exc).__name__}: {exc}); "
+                              "export it again with python -m engine export") from None
+
+
 def _build(info: dict[str, Any], weights: dict[str, torch.Tensor], device: torch.device | str,
            encoder_weights: dict[str, torch.Tensor] | None = None) -> Generator:
-    shape = (info["model"], info["model_options"], int(info["resolution"]), int(info.get("num_classes", 0)))
+    shape = _shape(info)
     check_model_size(*shape, training=False, device=device)  # a config.json may describe any size
     pair = build_model(*shape)
     encoder = pair.encoder if encoder_weights else None
@@ -176,12 +185,16 @@ def load_generator(path: str | os.PathLike, device: torch.device | str = "cpu") 
     if (path / "model.safetensors").is_file():
         try:
             info = read_json(path / "config.json")
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"cannot read exported generator in {path}: {exc}") from exc
+        if not isinstance(info, dict) or info.get("format") != EXPORT_FORMAT:
+            raise CheckpointError(f"{path / 'config.json'} is not a GAN Studio generator config ({EXPORT_FORMAT})")
+        check_model_size(*_shape(info), training=False, device=device)  # before its weights are read
+        try:
             weights = load_file(str(path / "model.safetensors"))
             encoder = load_file(str(path / ENCODER_FILE)) if (path / ENCODER_FILE).is_file() else None
         except (OSError, ValueError, SafetensorError) as exc:
             raise CheckpointError(f"cannot read exported generator in {path}: {exc}") from exc
-        if not isinstance(info, dict) or info.get("format") != EXPORT_FORMAT:
-            raise CheckpointError(f"{path / 'config.json'} is not a GAN Studio generator config ({EXPORT_FORMAT})")
         return _build(info, weights, device, encoder)
     run = Run(path)
     if run.exists():

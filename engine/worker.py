@@ -52,11 +52,13 @@ def start_training(config: Config, run_dir: str | Path, resume: bool = False, pr
     """Launch ``python -m engine train`` for run_dir in its own session; returns the launcher's pid.
 
     ``processes`` > 1 launches it under torchrun (one process per GPU, DistributedDataParallel;
-    ``train.batch_size`` is the global batch). Refuses (RunConflictError) when a live run under the
-    same runs root shares the device. A stop requested at any moment after it returns ends the run
+    ``train.batch_size`` is the global batch). Refuses an invalid config (ConfigError) and, with
+    RunConflictError, a run that trains already or a live run under the same runs root on the same
+    device; nothing is written then. A stop requested at any moment after it returns ends the run
     (a STOP file is only stale when older than the launch). A thread of this process waits for the
     worker, so a finished worker never lingers as a zombie under a long-lived caller (the studio).
     """
+    config.validate()
     if processes < 1 or config.train.batch_size % processes:
         raise ValueError(f"batch size {config.train.batch_size} must split evenly over {processes} processes")
     run = Run(run_dir)

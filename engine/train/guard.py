@@ -12,7 +12,6 @@ from typing import Iterable, Mapping, Sequence
 
 import torch
 
-DIVERGENCE_ACTIONS = ("stop", "rollback")
 ROLLBACK_LR_FACTOR = 0.5  # each rollback multiplies optim.lr_g and optim.lr_d by this
 
 

@@ -20,13 +20,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from engine.config import MEMORY_FORMATS
 from engine.data import cache_dir
 from engine.expectations import machine_key
 from engine.runs.files import atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
 
-MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 MARGIN = 0.95  # channels_last must be at least 5 % faster to replace PyTorch's default on a CPU
 BUDGET_SECONDS = 3.0  # all the timing, copies and warm-up passes included
 PROBE = 2  # latents in the first pass, which says whether timing at the full batch fits the budget

@@ -17,15 +17,15 @@ import numpy as np
 import torch
 
 from engine import metrics
-from engine.config import Config, ConfigError, OptimConfig
+from engine.config import LR_SCALINGS, Config, ConfigError, MetricsConfig, OptimConfig
 from engine.data import load_dataset
-from engine.data.augment import Augmenter, BatchRandom, parse_policy
+from engine.data.augment import Augmenter, BatchRandom
 from engine.data.device_data import DeviceDataset
 from engine.device import configure_backends, detect_device, use_bf16
 from engine.expectations import record_speed
 from engine.grid import image_grid, save_png, to_uint8
 from engine.metrics.live import LiveSchedule, LiveSWD
-from engine.models import GanPair, build_loss, build_model, get_model, resolve_options
+from engine.models import GanPair, build_loss, build_model, check_model_size, get_model, resolve_options
 from engine.models.aae import Autoencoder
 from engine.runs import LAUNCH_ENV, Run, RunLock, file_clock
 from engine.runs.files import atomic_write
@@ -78,6 +78,7 @@ class Trainer:
     def __init__(self, config: Config, run_dir: str | Path, resume: bool = False) -> None:
         """Lock the run directory (one writer per run), check everything, then build. A failure leaves
         the run as it was, except a status this launch wrote (it then says failed, and why)."""
+        config.validate()
         self.dist = distributed.setup()
         self.config = config
         self.run = Run(run_dir)
@@ -111,18 +112,8 @@ class Trainer:
             raise ConfigError(f"model {config.model.name} trains with loss.kind={required}, not {config.loss.kind}")
         self.loss = build_loss(config.loss)
         if config.metrics.every_images:
-            try:
-                metrics.lower_is_better(config.metrics.best_metric)
-            except ValueError as exc:
-                raise ConfigError(f"metrics.best_metric: {exc}; use e.g. swd, fid, kid, is, precision") from None
-        try:
-            parse_policy(config.data.diffaugment)
-        except ValueError as exc:
-            raise ConfigError(f"data.diffaugment: {exc}") from None
-        lr_scale(config.optim, config.train.batch_size)
-        if config.train.compile not in COMPILE_MODES:
-            raise ConfigError(f"train.compile must be one of {', '.join(COMPILE_MODES)}, not {config.train.compile!r}")
-        self.live_schedule = live_schedule(config)
+            check_metrics(config.metrics)
+        self.live_schedule = LiveSchedule(config.metrics.live_budget)
         self.live: LiveSWD | None = None  # built at the first live evaluation (off the start-up path)
 
         checkpoint = self._latest_valid_checkpoint() if resume else None
@@ -143,6 +134,8 @@ class Trainer:
                                   self.dist.world_size)
         self.real_images = data.images
         self._status("starting", phase="building the model")
+        check_model_size(config.model.name, config.model.options, config.data.resolution, len(data.class_names),
+                         self.local_batch, device=self.device)
         torch.manual_seed(config.train.seed)
         pair = build_model(config.model.name, config.model.options, config.data.resolution, len(data.class_names))
         self.latent_dim, self.num_classes = pair.latent_dim, pair.num_classes
@@ -693,16 +686,10 @@ class SpeedMeter:
 
 
 STOP_CHECK_STEPS = 10  # under torchrun: how often ranks agree on stop requests and the time limit
-COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
-LR_SCALINGS = {"none": 0.0, "sqrt": 0.5, "linear": 1.0}
 
 
 def lr_scale(optim: OptimConfig, batch_size: int) -> float:
     """The factor on lr_g and lr_d for a batch other than the one they were tuned for."""
-    if optim.lr_scaling not in LR_SCALINGS:
-        raise ConfigError(f"optim.lr_scaling must be one of {', '.join(LR_SCALINGS)}, not {optim.lr_scaling!r}")
-    if optim.reference_batch < 1:
-        raise ConfigError("optim.reference_batch must be at least 1")
     return (batch_size / optim.reference_batch) ** LR_SCALINGS[optim.lr_scaling]
 
 
@@ -712,15 +699,17 @@ def compiled(mode: str, *modules: torch.nn.Module) -> tuple[torch.nn.Module, ...
     return tuple(torch.compile(module, mode=mode) for module in modules)
 
 
-def live_schedule(config: Config) -> LiveSchedule:
-    """The live metric's schedule, refusing settings it cannot use."""
-    cfg = config.metrics
-    if cfg.live_samples < 0:
-        raise ConfigError(f"metrics.live_samples must be 0 (off) or a number of images, not {cfg.live_samples}")
+def check_metrics(cfg: MetricsConfig) -> None:
+    """ConfigError, at start, for periodic metrics or a best metric the engine does not know."""
+    for name in cfg.names:
+        try:
+            metrics.get_metric(name)
+        except ValueError as exc:
+            raise ConfigError(f"metrics.names: {exc}") from None
     try:
-        return LiveSchedule(cfg.live_budget)
+        metrics.lower_is_better(cfg.best_metric)
     except ValueError as exc:
-        raise ConfigError(f"metrics.live_budget: {exc}; e.g. 0.05 for 5 %") from None
+        raise ConfigError(f"metrics.best_metric: {exc}; use e.g. swd, fid, kid, is, precision") from None
 
 
 def _output_of(key: str) -> str | None:
