@@ -15,7 +15,7 @@ _EXPORTS = {
     "engine.device": ("DeviceError", "detect_device", "device_summary"),
     "engine.generator": ("Generator", "export_generator", "load_generator"),
     "engine.hub": ("HubError", "publish_space", "pull_model", "push_run"),
-    "engine.models": ("ModelInfo", "list_models"),
+    "engine.models": ("ModelInfo", "check_model_size", "list_models"),
     "engine.expectations": ("Expectation", "expectation"),
     "engine.presets": ("DEVICE_CLASSES", "PRESETS", "RECOMMENDED", "SIZES", "device_class", "images_kind", "preset",
                        "recipe", "recommended", "suggested_config"),

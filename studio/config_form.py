@@ -13,10 +13,10 @@ from typing import Any, Callable
 import streamlit as st
 
 import engine
-from engine.config import update_from_dotted
+from engine.config import (DIFFAUGMENT_POLICIES, DIVERGENCE_ACTIONS, LOSS_KINDS, MEMORY_FORMATS, PRECISIONS,
+                           update_from_dotted)
 from studio.monitor import plural
 
-AUGMENTS = ("color", "translation", "cutout")
 LONGER_UNITS = ("minutes", "steps")
 SIZE_LABELS = {"auto": "Auto", "cpu": "CPU", "small-gpu": "Small GPU", "large-gpu": "Large GPU",
                "source": "Source"}
@@ -47,7 +47,7 @@ BASIC = (
 ADVANCED = (
     Field("loss.kind", "Loss", "bce: non-saturating GAN loss; hinge: SNGAN-style hinge loss; wgan-gp: "
           "Wasserstein loss with gradient penalty (the wgan-gp model needs it).",
-          options=("bce", "hinge", "wgan-gp")),
+          options=LOSS_KINDS),
     Field("loss.label_smoothing", "Label smoothing", "One-sided: real targets become 1 − this.",
           step=0.05, fmt="%.2f"),
     Field("optim.lr_g", "Learning rate G", step=1e-5, fmt="%.1e"),
@@ -60,7 +60,7 @@ ADVANCED = (
     Field("data.flip", "Random horizontal flips"),
     Field("data.rotate_degrees", "Random rotation (degrees)", step=1.0, fmt="%.0f"),
     Field("data.diffaugment", "DiffAugment", "Differentiable augmentation of real and fake images "
-          "(helps small datasets).", options=AUGMENTS,
+          "(helps small datasets).", options=DIFFAUGMENT_POLICIES,
           to_widget=lambda s: [a for a in s.split(",") if a], from_widget=",".join),
     Field("train.seed", "Seed"),
     Field("train.log_every", "Log curves every (steps)", min_value=1),
@@ -79,10 +79,13 @@ ADVANCED = (
           "Path to weights-inception-2015-12-05-6726825d.pth; empty = download on first use "
           "(or $GAN_STUDIO_INCEPTION_WEIGHTS)."),
     Field("train.precision", "Precision", "auto: bf16 on CUDA, fp32 elsewhere.",
-          options=("auto", "fp32", "bf16")),
+          options=PRECISIONS),
     Field("train.memory_format", "Memory format", "auto: channels_last on CUDA; on a CPU whichever "
           "layout trains this model faster, timed when the run starts.",
-          options=("auto", "channels_last", "contiguous")),
+          options=MEMORY_FORMATS),
+    Field("train.on_divergence", "If training diverges", "stop: the run fails, naming the step and what to "
+          "change; rollback: back to the last finite checkpoint with halved learning rates, then on "
+          "(at most 3 times). Either way no non-finite checkpoint is ever written.", options=DIVERGENCE_ACTIONS),
 )
 
 
@@ -159,6 +162,18 @@ def batch_problem(batch_size: int, dataset_size: int | None) -> tuple[str | None
         return None, (f"The batch size ({batch_size:,}) is larger than the dataset ({plural(dataset_size, 'image')}): "
                       "every step shows some images twice. A batch of at most the dataset's size is usual.")
     return None, None
+
+
+def config_problem(config: engine.Config, classes: int) -> str | None:
+    """Why ``config`` cannot train here (a value out of range, or a model too big for this device's
+    memory), in the words the engine would fail with; None when it can."""
+    try:
+        config.validate()
+        engine.check_model_size(config.model.name, config.model.options, config.data.resolution, classes,
+                                config.train.batch_size, device=engine.detect_device(config.train.device))
+    except engine.ConfigError as exc:
+        return f"This configuration cannot train: {exc}."
+    return None
 
 
 def _widget(f: Field) -> Any:

@@ -423,3 +423,18 @@ def test_a_diverged_run_shows_its_rollback_the_error_and_its_curves(runs_root: P
                and "G 1.0e-04" in w for w in warnings(at)), warnings(at)
     assert any(error in e for e in errors(at)), errors(at)
     assert "monitor-losses" in {c.key for c in at.get("plotly_chart")}
+
+
+@pytest.mark.parametrize(("values", "said"), [
+    ({"opt:dcgan:max_channels": 100_000, "opt:dcgan:ngf": 8192}, "billion parameters, above the limit"),
+    ({"cfg:optim.lr_g": 5.0}, "optim.lr_g must be")])
+def test_a_configuration_that_cannot_train_here_disables_start_with_the_engines_reason(
+        runs_root: Path, values: dict[str, float], said: str) -> None:
+    at = open_app()
+    configure(at)
+    assert not start_button(at).disabled
+    for key, value in values.items():
+        at.number_input(key=key).set_value(value)
+    at.run()
+    assert any("This configuration cannot train" in e and said in e for e in errors(at)), errors(at)
+    assert start_button(at).disabled and "the configuration is not valid" in disabled_reason(at)

@@ -10,7 +10,7 @@ import streamlit as st
 
 import engine
 from studio import monitor, settings
-from studio.config_form import batch_problem, config_form, longer
+from studio.config_form import batch_problem, config_form, config_problem, longer
 from studio.dataset_picker import SOURCES, choose_dataset, read_preview, show_preview
 from studio.errors import shown_in_page
 
@@ -68,13 +68,13 @@ def expectation(config: engine.Config) -> str | None:
     return expected.too_slow
 
 
-def start_area(config: engine.Config, processes: int, spec: str | None, count: int | None,
-               problem: str | None) -> None:
+def start_area(config: engine.Config, processes: int, spec: str | None, preview: Any, problem: str | None) -> None:
     """Run name, expectations, checks and the Start button (disabled, with the reason, when it cannot start)."""
     name = st.text_input("Run name (optional)", key="new-run:name", persist_state="session",
                          placeholder="e.g. cats-fastgan-first-try",
                          help="Letters, digits, '.', '_' and '-'. Empty: the date, time, model and size.").strip()
-    error, warning = batch_problem(config.train.batch_size, count)
+    error, warning = batch_problem(config.train.batch_size, preview.count if preview else None)
+    invalid = config_problem(config, len(preview.class_counts)) if preview is not None and not error else None
     reason = None
     if spec is None:
         reason = missing_data_reason()
@@ -82,6 +82,9 @@ def start_area(config: engine.Config, processes: int, spec: str | None, count: i
         reason = "the chosen dataset cannot be read (see the message under Dataset)"
     elif error:
         reason = "the batch size is not valid"
+    elif invalid:
+        reason = "the configuration is not valid (see the message above)"
+    error = error or invalid
     if error:
         st.error(error, icon=":material/error:")
     if warning:
@@ -120,7 +123,7 @@ def new_run_section(live: list[engine.Run]) -> None:
                         show_preview(preview, config.data.resolution)
                     elif problem:
                         st.error(problem, icon=":material/error:")
-                start_area(config, processes, spec, preview.count if preview else None, problem)
+                start_area(config, processes, spec, preview, problem)
 
 
 def train_longer(run: engine.Run) -> None:
