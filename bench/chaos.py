@@ -68,16 +68,27 @@ def landed_as(path: Path) -> str:
     return "grid temp" if path.parent.name == "grids" else f"{name[1:].rsplit('.', 2)[0]} temp"
 
 
+def committed(checkpoints: Path) -> set[Path]:
+    """The tensors files a checkpoint JSON in ``checkpoints`` names (best.json names best_<step>.safetensors)."""
+    named = set()
+    for path in checkpoints.glob("*.json"):
+        try:
+            named.add(checkpoints / json.loads(path.read_text())["tensors"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return named
+
+
 def leftovers(run: Run) -> set[Path]:
-    """Temp files anywhere in the run directory, and checkpoint tensors without their JSON."""
+    """Temp files anywhere in the run directory, and checkpoint tensors no checkpoint JSON names."""
     temps = set(run.path.rglob(".*.tmp"))
     if not run.checkpoints_dir.is_dir():
         return temps
-    return temps | {p for p in run.checkpoints_dir.glob("*.safetensors") if not p.with_suffix(".json").exists()}
+    return temps | (set(run.checkpoints_dir.glob("*.safetensors")) - committed(run.checkpoints_dir))
 
 
 def gone(path: Path) -> bool:
-    return not path.exists() or (path.suffix == ".safetensors" and path.with_suffix(".json").exists())
+    return not path.exists() or (path.suffix == ".safetensors" and path in committed(path.parent))
 
 
 @dataclass

@@ -315,3 +315,10 @@ def test_a_kill_while_best_is_rewritten_leaves_the_previous_best_whole(tmp_path,
     assert load_checkpoint(best)[0]["best"]["value"] == 2.0
     assert [p.name for p in Run(tmp_path / "run").clean_leftovers()] == ["best_00000003.safetensors"]
     assert load_checkpoint(best)[0]["best"]["value"] == 2.0
+
+
+def test_an_unknown_periodic_metric_is_refused_at_start(tmp_path):
+    config = tiny_config()
+    config.metrics.every_images, config.metrics.names = 160, ["swd", "fidd"]
+    with pytest.raises(ConfigError, match="metrics.names: unknown metric 'fidd'"):
+        Trainer(config, tmp_path / "run")
