@@ -21,6 +21,7 @@ _EXPORTS = {
                        "recipe", "recommended", "suggested_config"),
     "engine.runs": ("Run", "list_runs", "new_run_dir", "runs_root"),
     "engine.train.checkpoint": ("CheckpointError",),
+    "engine.train.guard": ("DivergenceError", "halve_learning_rates"),
     "engine.worker": ("RunConflictError", "start_training", "visible_gpus"),
 }
 __getattr__, __dir__, __all__ = lazy_exports("engine", _EXPORTS, globals())

@@ -19,6 +19,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import engine
+from engine.train import Trainer
 from tests.conftest import tiny_config
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -438,3 +439,23 @@ def test_a_configuration_that_cannot_train_here_disables_start_with_the_engines_
     at.run()
     assert any("This configuration cannot train" in e and said in e for e in errors(at)), errors(at)
     assert start_button(at).disabled and "the configuration is not valid" in disabled_reason(at)
+
+
+def test_a_run_that_diverged_resumes_with_halved_learning_rates(runs_root: Path) -> None:
+    trainer = Trainer(tiny_config(max_steps=30, checkpoint_every=5), runs_root / "hot")
+
+    def poison(record: dict) -> None:
+        if record["step"] == 10:
+            next(trainer.D.parameters()).data.fill_(float("nan"))
+
+    with pytest.raises(engine.DivergenceError):
+        trainer.train(on_log=poison)
+    at = open_app()
+    assert "Failed" in badges(at) and any("diverged at step 10" in e for e in errors(at)), errors(at)
+    next(b for b in at.button if b.label == "Resume with halved learning rates").click().run()
+    assert not errors(at), errors(at)
+    run = engine.Run(runs_root / "hot")
+    assert run.config().optim.lr_g == run.config().optim.lr_d == 1e-4
+    poll(at, lambda a: "Finished" in badges(a), "the calmer run to finish")
+    assert run.status()["step"] == 30
+    assert not any(r.get("event") == "divergence" for r in run.metrics())  # resumed before it: one curve

@@ -12,6 +12,8 @@ from typing import Iterable, Mapping, Sequence
 
 import torch
 
+from engine.config import OptimConfig
+
 ROLLBACK_LR_FACTOR = 0.5  # each rollback multiplies optim.lr_g and optim.lr_d by this
 
 
@@ -25,6 +27,12 @@ class Divergence(Exception):
 
 class DivergenceError(RuntimeError):
     """A run diverged and could not (or was told not to) roll back: the run stops as failed."""
+
+
+def halve_learning_rates(optim: OptimConfig) -> None:
+    """Lower ``optim.lr_g`` and ``optim.lr_d`` as a rollback does (in place)."""
+    optim.lr_g *= ROLLBACK_LR_FACTOR
+    optim.lr_d *= ROLLBACK_LR_FACTOR
 
 
 def nonfinite_stats(names: Sequence[str], values: Sequence[float]) -> list[str]:
@@ -70,8 +78,8 @@ def _listed(names: Sequence[str]) -> str:
 
 def advice(lr_g: float, lr_d: float, bf16: bool, last_good: int | None, rollbacks_exhausted: bool) -> str:
     """What to try after a divergence, naming the config keys."""
-    where = (f"resume continues from the last finite checkpoint (step {last_good})" if last_good is not None
-             else "no finite checkpoint was written yet, so start the run again")
+    where = (f"Resume continues from the last finite checkpoint (step {last_good})" if last_good is not None
+             else "No finite checkpoint was written yet, so start the run again")
     tips = [f"lower the learning rates (now optim.lr_g={lr_g:g}, optim.lr_d={lr_d:g}), e.g. "
             f"--set optim.lr_d={lr_d * ROLLBACK_LR_FACTOR:g} --set optim.lr_g={lr_g * ROLLBACK_LR_FACTOR:g}"]
     if not rollbacks_exhausted:
@@ -79,4 +87,4 @@ def advice(lr_g: float, lr_d: float, bf16: bool, last_good: int | None, rollback
                     "learning rates automatically")
     if bf16:
         tips.append("train in full precision (train.precision=fp32)")
-    return f"{where}; try: " + "; or ".join(tips)
+    return f"{where}. Try: " + "; or ".join(tips)

@@ -34,8 +34,8 @@ from engine.train.init import initial_weights
 from engine.train.checkpoint import (CheckpointError, load_checkpoint, restore_optimizer,
                                      save_checkpoint, split_prefix)
 from engine.train.ema import EMA
-from engine.train.guard import (ROLLBACK_LR_FACTOR, Divergence, DivergenceError, advice, describe_stats,
-                                describe_tensors, nonfinite_stats, nonfinite_tensors, state_tensors)
+from engine.train.guard import (Divergence, DivergenceError, advice, describe_stats, describe_tensors,
+                                halve_learning_rates, nonfinite_stats, nonfinite_tensors, state_tensors)
 from engine.train.layout import wants_channels_last
 from engine.train.resume import apply_optimizer_settings, check_resumable
 from engine.train.steps import AdversarialStep, AutoencoderStep
@@ -628,8 +628,7 @@ class Trainer:
                                   + advice(optim.lr_g, optim.lr_d, self.bf16, last_step,
                                            cfg.on_divergence == "rollback" and exhausted)) from None
         self.rollbacks += 1
-        self.config.optim.lr_g *= ROLLBACK_LR_FACTOR
-        self.config.optim.lr_d *= ROLLBACK_LR_FACTOR
+        halve_learning_rates(self.config.optim)
         if self.dist.is_main:
             self.run.write_config(self.config)
         self._resume(*self._latest_valid_checkpoint())

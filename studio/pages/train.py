@@ -168,8 +168,22 @@ def run_controls(run: engine.Run) -> None:
             with shown_in_page("resume training"):
                 engine.start_training(run.config(), run.path, resume=True)
                 st.rerun()
+        if state == "failed" and any(r.get("event") == "divergence" for r in run.metrics()):
+            calmer_resume(run)
     elif state == "finished":
         train_longer(run)
+
+
+def calmer_resume(run: engine.Run) -> None:
+    """After a divergence: resume from the last finite checkpoint with both learning rates halved."""
+    config = run.config()
+    engine.halve_learning_rates(config.optim)
+    if st.button("Resume with halved learning rates", icon=":material/speed:",
+                 help=f"Continue from the last finite checkpoint with learning rates G {config.optim.lr_g:.1e} "
+                      f"and D {config.optim.lr_d:.1e} (the run diverged with twice these)."):
+        with shown_in_page("resume training"):
+            engine.start_training(config, run.path, resume=True)
+            st.rerun()
 
 
 def watched_run(runs: list[engine.Run], live: list[engine.Run]) -> engine.Run | None:
