@@ -452,7 +452,7 @@ def test_a_run_that_diverged_resumes_with_halved_learning_rates(runs_root: Path)
         trainer.train(on_log=poison)
     at = open_app()
     assert "Failed" in badges(at) and any("diverged at step 10" in e for e in errors(at)), errors(at)
-    next(b for b in at.button if b.label == "Resume with halved learning rates").click().run()
+    next(b for b in at.button if b.label == "Resume at half the LR").click().run()
     assert not errors(at), errors(at)
     run = engine.Run(runs_root / "hot")
     assert run.config().optim.lr_g == run.config().optim.lr_d == 1e-4

@@ -178,7 +178,7 @@ def calmer_resume(run: engine.Run) -> None:
     """After a divergence: resume from the last finite checkpoint with both learning rates halved."""
     config = run.config()
     engine.halve_learning_rates(config.optim)
-    if st.button("Resume with halved learning rates", icon=":material/speed:",
+    if st.button("Resume at half the LR", icon=":material/speed:",
                  help=f"Continue from the last finite checkpoint with learning rates G {config.optim.lr_g:.1e} "
                       f"and D {config.optim.lr_d:.1e} (the run diverged with twice these)."):
         with shown_in_page("resume training"):
