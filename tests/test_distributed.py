@@ -82,3 +82,36 @@ def test_two_processes_train_like_one_process_with_the_same_global_batch(tmp_pat
     half = _weights(tmp_path / "half")
     worst = max((one[k] - half[k]).abs().max().item() for k in one)
     assert worst < 1e-4, worst
+
+
+def test_under_torchrun_a_divergence_on_one_rank_rolls_both_back_together(tmp_path):
+    """NaN written into rank 0's D only: DDP spreads it, both ranks see it at the same log step and
+    roll back to the same checkpoint, and the run finishes (no rank waits for another forever)."""
+    script = tmp_path / "diverge.py"
+    script.write_text(f"""
+import math, sys
+sys.path.insert(0, {str(ROOT)!r})
+from engine.train import Trainer
+from tests.conftest import tiny_config
+
+config = tiny_config(max_steps=20, log_every=2, checkpoint_every=10, dataset="builtin:faces:64")
+config.train.on_divergence = "rollback"
+trainer = Trainer(config, sys.argv[1])
+poisoned = []
+
+def on_log(record):
+    if record["step"] == 12 and not poisoned and trainer.dist.rank == 0:
+        poisoned.append(True)
+        next(trainer.D.parameters()).data.fill_(math.nan)
+
+print(trainer.dist.rank, trainer.train(on_log=on_log), trainer.step)
+""")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+               str(tmp_path / "run")]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(done.stdout.split("\n")[:2]) == ["0 finished 20", "1 finished 20"]
+    run = Run(tmp_path / "run")
+    assert [(r["event"], r["step"], r["diverged_at"]) for r in run.metrics() if r["kind"] == "event"] == [
+        ("rollback", 10, 14)]
+    assert run.config().optim.lr_d == 1e-4

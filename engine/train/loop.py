@@ -270,16 +270,14 @@ class Trainer:
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"opt_G": self.opt_g, "opt_D": self.opt_d}
 
-    def _check_finite_state(self) -> None:
-        """Divergence when any tensor of the training state is NaN or infinite (all ranks agree)."""
+    def _check_finite_state(self, all_ranks: bool = True) -> None:
+        """Divergence when any tensor of the training state is NaN or infinite (one host sync); with
+        ``all_ranks`` every torchrun process takes part and all agree."""
         bad = nonfinite_tensors(state_tensors(self._modules(), self._optimizers()))
-        if distributed.any_flags((bool(bad),), self.dist)[0]:
+        if distributed.any_flags((bool(bad),), self.dist)[0] if all_ranks else bad:
             raise Divergence(self.step, describe_tensors(bad) if bad else "another process's state is not finite")
 
     def _write_checkpoint(self, path: Path, tensors_name: str | None = None) -> None:
-        bad = nonfinite_tensors(state_tensors(self._modules(), self._optimizers()))
-        if bad:
-            raise Divergence(self.step, describe_tensors(bad))
         save_checkpoint(path, self._modules(), self._optimizers(), self._state_tensors(), self._meta(), tensors_name)
 
     def _meta(self) -> dict[str, Any]:
@@ -458,6 +456,7 @@ class Trainer:
     def _write_best(self) -> None:
         """best.json with tensors named by step: the old pair stays whole until the new JSON commits,
         then the old tensors go."""
+        self._check_finite_state(all_ranks=False)  # main process only, like the evaluations
         name = f"best_{self.step:08d}.safetensors"
         self._write_checkpoint(self.run.checkpoints_dir / "best.json", tensors_name=name)
         for old in self.run.checkpoints_dir.glob("best_*.safetensors"):
