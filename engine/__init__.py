@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from engine.lazy import lazy_exports
 
+__version__ = "0.1.0"  # the version in pyproject.toml
+
 _EXPORTS = {
+    "engine.base.formats": ("CheckpointError",),
     "engine.config": ("Config", "ConfigError", "DataConfig", "LossConfig", "MetricsConfig", "ModelConfig",
                       "OptimConfig", "TrainConfig",
                       "DIFFAUGMENT_POLICIES", "DIVERGENCE_ACTIONS", "LOSS_KINDS", "MEMORY_FORMATS", "PRECISIONS",
@@ -24,7 +27,6 @@ _EXPORTS = {
                        "recipe", "recommended", "suggested_config"),
     "engine.runs": ("Run", "list_runs", "new_run_dir", "runs_root"),
     "engine.runs.run": ("LIVE_STATES",),
-    "engine.train.checkpoint": ("CheckpointError",),
     "engine.train.guard": ("DivergenceError", "halve_learning_rates"),
     "engine.worker": ("RunConflictError", "start_training", "visible_gpus"),
 }

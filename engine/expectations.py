@@ -17,12 +17,12 @@ from typing import Any
 
 import torch
 
+from engine.base.environment import cache_dir
+from engine.base.files import atomic_write_json, read_json
 from engine.config import Config
-from engine.data import cache_dir
 from engine.device import device_summary
 from engine.models import build_model, get_model, resolve_options
 from engine.presets import PRESETS, device_class, recipe
-from engine.runs.files import atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
 

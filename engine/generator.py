@@ -4,8 +4,9 @@ sample uint8 images from seeds or latents, interpolate, and find latent directio
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -13,32 +14,32 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from engine import __version__
+from engine.base.checkpoint import load_verified, split_prefix
+from engine.base.files import atomic_write, atomic_write_json
+from engine.base.formats import CONFIG_FILE, ENCODER_FILE, GENERATOR_FORMAT, MODEL_FILE, CheckpointError, GeneratorInfo
 from engine.grid import to_uint8
+from engine.hf.errors import HubError
+from engine.hub.pull import HUB_PREFIX, pull_model, pulled_path
 from engine.models import build_model, check_model_size
 from engine.runs import Run
-from engine.runs.files import atomic_write, atomic_write_json, read_json
-from engine.train.checkpoint import CheckpointError, load_checkpoint, split_prefix
-
-EXPORT_FORMAT = "gan-studio-generator/1"
-HUB_PREFIX = "hf:"
-ENCODER_FILE = "encoder.safetensors"  # exported next to model.safetensors by autoencoders
 
 
 class Generator:
     """Samples images from a trained generator network (EMA weights, eval mode)."""
 
-    def __init__(self, module: nn.Module, info: dict[str, Any], device: torch.device | str = "cpu",
+    def __init__(self, module: nn.Module, info: GeneratorInfo | Mapping[str, Any], device: torch.device | str = "cpu",
                  encoder: nn.Module | None = None) -> None:
         self.device = torch.device(device)
         self.module = module.to(self.device).eval().requires_grad_(False)
         self.encoder = encoder.to(self.device).eval().requires_grad_(False) if encoder is not None else None
-        self.info = info
-        self.latent_dim = int(info["latent_dim"])
-        self.resolution = int(info["resolution"])
-        self.num_classes = int(info.get("num_classes", 0))
-        self.class_names: list[str] = list(info.get("class_names", []))
-        self.model_name: str = info["model"]
-        self.dataset: str | None = info.get("dataset")  # the training images' spec, when known
+        self.info = info if isinstance(info, GeneratorInfo) else GeneratorInfo.from_dict(info)
+        self.latent_dim = self.info.latent_dim
+        self.resolution = self.info.resolution
+        self.num_classes = self.info.num_classes
+        self.class_names = list(self.info.class_names)
+        self.model_name = self.info.model
+        self.dataset = self.info.dataset  # the training images' spec, when known
 
     def latents(self, seeds: Sequence[int]) -> torch.Tensor:
         """One N(0, I) latent per seed, the same for a seed on every machine."""
@@ -97,17 +98,16 @@ class Generator:
         local = Path(repo_id_or_path).expanduser()
         if local.exists():
             return load_generator(local, device)
-        from engine.hub.pull import pull_model
-
         return load_generator(pull_model(str(repo_id_or_path), revision, token=token).path, device)
 
     def save_pretrained(self, save_directory: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
         """Write ``model.safetensors`` (+ the encoder's) and ``config.json``: what ``from_pretrained`` reads."""
         out = Path(save_directory)
-        _save_weights(out / "model.safetensors", self.module)
+        _save_weights(out / MODEL_FILE, self.module)
         if self.encoder is not None:
             _save_weights(out / ENCODER_FILE, self.encoder)
-        atomic_write_json(out / "config.json", dict(self.info, format=EXPORT_FORMAT, **(extra or {})))
+        info = replace(self.info, engine_version=__version__, extra={**self.info.extra, **(extra or {})})
+        atomic_write_json(out / CONFIG_FILE, info.to_dict())
         return out
 
 
@@ -132,66 +132,41 @@ def first_layer_weight(module: nn.Module, latent_dim: int) -> torch.Tensor:
     raise ValueError("this generator has no layer that takes the latent directly")
 
 
-def _shape(info: dict[str, Any]) -> tuple[str, dict[str, Any], int, int]:
-    """(model, options, resolution, classes) as a generator's config or checkpoint declares them."""
-    try:
-        return info["model"], info["model_options"], int(info["resolution"]), int(info.get("num_classes", 0))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"the generator's config is incomplete or malformed ({type(exc).__name__}: {exc}); "
-                              "export it again with python -m engine export") from None
-
-
-def _build(info: dict[str, Any], weights: dict[str, torch.Tensor], device: torch.device | str,
+def _build(info: GeneratorInfo, weights: dict[str, torch.Tensor], device: torch.device | str,
            encoder_weights: dict[str, torch.Tensor] | None = None) -> Generator:
-    shape = _shape(info)
-    check_model_size(*shape, training=False, device=device)  # a config.json may describe any size
-    pair = build_model(*shape)
+    check_model_size(*info.network, training=False, device=device)  # a config.json may describe any size
+    pair = build_model(*info.network)
     encoder = pair.encoder if encoder_weights else None
     try:
         pair.generator.load_state_dict(weights)
         if encoder is not None:
             encoder.load_state_dict(encoder_weights)
     except RuntimeError as exc:
-        raise CheckpointError(f"weights do not fit model {info['model']}: {str(exc).splitlines()[0]}") from exc
+        raise CheckpointError(f"weights do not fit model {info.model}: {str(exc).splitlines()[0]}") from exc
     return Generator(pair.generator, info, device, encoder)
 
 
 def _from_checkpoint(path: Path, device: torch.device | str) -> Generator:
-    meta, tensors = load_checkpoint(path)
-    info = {k: meta[k] for k in ("model", "model_options", "resolution", "latent_dim", "num_classes")}
-    info["class_names"] = meta.get("dataset", {}).get("classes", [])
-    info["dataset"] = meta.get("dataset", {}).get("spec")
-    info["step"], info["images"] = meta["step"], meta["images"]
-    return _build(info, split_prefix("G_ema", tensors), device, split_prefix("E", tensors))
-
-
-def _pulled(spec: str) -> Path:
-    """The local folder of 'hf:owner/name[@revision]', pulled from the Hub unless already cached."""
-    from engine.hub import HubError, pull_model
-
-    repo_id, _, revision = spec.removeprefix(HUB_PREFIX).partition("@")
-    try:
-        return pull_model(repo_id, revision or None).path
-    except HubError as exc:
-        raise CheckpointError(str(exc)) from exc
+    meta, tensors = load_verified(path)
+    return _build(meta.generator_info(), split_prefix("G_ema", tensors), device, split_prefix("E", tensors))
 
 
 def load_generator(path: str | os.PathLike, device: torch.device | str = "cpu") -> Generator:
     """Load from a run directory (its latest checkpoint), a checkpoint .json, an exported folder, or a
     Hugging Face Hub model 'hf:owner/name[@revision]'."""
-    path = _pulled(str(path)) if str(path).startswith(HUB_PREFIX) else Path(path).expanduser()
+    if str(path).startswith(HUB_PREFIX):
+        try:
+            path = pulled_path(str(path))
+        except HubError as exc:
+            raise CheckpointError(str(exc)) from exc
+    path = Path(path).expanduser()
     if path.is_file() and path.suffix == ".json":
         return _from_checkpoint(path, device)
-    if (path / "model.safetensors").is_file():
+    if (path / MODEL_FILE).is_file():
+        info = GeneratorInfo.read(path)
+        check_model_size(*info.network, training=False, device=device)  # before its weights are read
         try:
-            info = read_json(path / "config.json")
-        except (OSError, ValueError) as exc:
-            raise CheckpointError(f"cannot read exported generator in {path}: {exc}") from exc
-        if not isinstance(info, dict) or info.get("format") != EXPORT_FORMAT:
-            raise CheckpointError(f"{path / 'config.json'} is not a GAN Studio generator config ({EXPORT_FORMAT})")
-        check_model_size(*_shape(info), training=False, device=device)  # before its weights are read
-        try:
-            weights = load_file(str(path / "model.safetensors"))
+            weights = load_file(str(path / MODEL_FILE))
             encoder = load_file(str(path / ENCODER_FILE)) if (path / ENCODER_FILE).is_file() else None
         except (OSError, ValueError, SafetensorError) as exc:
             raise CheckpointError(f"cannot read exported generator in {path}: {exc}") from exc
@@ -212,4 +187,4 @@ def export_generator(source: str | os.PathLike, out_dir: str | os.PathLike, extr
 
 def _save_weights(path: Path, module: nn.Module) -> None:
     weights = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    atomic_write(path, lambda tmp: save_file(weights, str(tmp), metadata={"format": EXPORT_FORMAT}))
+    atomic_write(path, lambda tmp: save_file(weights, str(tmp), metadata={"format": GENERATOR_FORMAT}))

@@ -9,11 +9,11 @@ import threading
 import time
 from pathlib import Path
 
+from engine.base.checkpoint import CheckpointError, read_checkpoint_meta
 from engine.config import Config
 from engine.device import detect_device
 from engine.runs import LAUNCH_ENV, Run, file_clock, list_runs, lock_holder
 from engine.runs.lock import launching
-from engine.train.checkpoint import CheckpointError, read_checkpoint_meta
 from engine.train.resume import check_resumable
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,7 +10,9 @@ import torch
 
 import engine
 import engine.hub
-from engine.generator import HUB_PREFIX, slerp
+from engine.base.formats import MODEL_FILE, GeneratorInfo
+from engine.generator import slerp
+from engine.hub.pull import HUB_PREFIX
 from studio import cache, settings
 from studio.errors import explain
 
@@ -29,10 +30,10 @@ class Source:
 
 
 def _hub_source(pulled: engine.hub.PulledModel) -> Source:
-    config = pulled.config()
-    step = f" · step {config['step']:,}" if isinstance(config.get("step"), int) else ""
+    info = pulled.info()
+    step = f" · step {info.step:,}" if info.step is not None else ""
     return Source(f"{HUB_PREFIX}{pulled.repo_id}", f"{pulled.repo_id} · Hugging Face Hub{step}", str(pulled.path),
-                  config.get("dataset"))
+                  info.dataset)
 
 
 @st.cache_resource(ttl=3600, show_spinner="Fetching the model from the Hugging Face Hub…")
@@ -56,10 +57,10 @@ def sources() -> list[Source]:
     """The bound Hub model, the demo, runs with a checkpoint, then models pulled from the Hub."""
     bound = bound_source()
     found = [bound] if bound else []
-    if (settings.DEMO_CHECKPOINT / "model.safetensors").is_file():
-        demo = json.loads((settings.DEMO_CHECKPOINT / "config.json").read_text())
+    if (settings.DEMO_CHECKPOINT / MODEL_FILE).is_file():
+        demo = GeneratorInfo.read(settings.DEMO_CHECKPOINT)
         found.append(Source(DEMO, "Demo generator: faces, 64 px (shipped)", str(settings.DEMO_CHECKPOINT),
-                            demo.get("dataset")))
+                            demo.dataset))
     for run in engine.list_runs(engine.runs_root()):
         latest = run.latest_checkpoint()
         if latest is None:

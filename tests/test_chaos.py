@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from engine.base.checkpoint import load_checkpoint
 from engine.runs import Run
-from engine.train.checkpoint import load_checkpoint
 from tests.conftest import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,9 +25,9 @@ KILLER = '''
 import json, os, signal, sys
 from pathlib import Path
 
-import engine.train.checkpoint as ckpt
+import engine.base.checkpoint as ckpt
+from engine.base.files import atomic_write
 from engine.cli import main
-from engine.runs.files import atomic_write
 from safetensors.torch import save
 
 moment, target = sys.argv[1], sys.argv[2]

@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from engine.base.checkpoint import load_checkpoint
 from engine.runs import Run
-from engine.train.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 

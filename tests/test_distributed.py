@@ -43,7 +43,7 @@ def _torchrun(args: list[str], nproc: int = 2) -> None:
 
 
 def _weights(run_dir: Path) -> dict:
-    from engine.train.checkpoint import load_checkpoint
+    from engine.base.checkpoint import load_checkpoint
 
     _, tensors = load_checkpoint(Run(run_dir).latest_checkpoint())
     return {k: v for k, v in tensors.items() if k.split(".")[0] in ("G", "D", "G_ema")}

@@ -16,11 +16,11 @@ import pytest
 import torch
 
 from engine import ConfigError, RunConflictError, start_training
+from engine.base import checkpoint
+from engine.base.checkpoint import load_checkpoint
+from engine.base.files import atomic_write_json
 from engine.runs import Run, RunLock, RunLockedError, lock_holder
-from engine.runs.files import atomic_write_json
 from engine.train import Trainer
-from engine.train import checkpoint
-from engine.train.checkpoint import load_checkpoint
 from engine.train.guard import DivergenceError
 from tests.conftest import ROOT, tiny_config
 

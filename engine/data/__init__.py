@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.data import hub_source  # noqa: F401  (registers the hf: scheme)
-from engine.data.cache import cache_dir, load_cached, store
+from engine.data.cache import load_cached, store
 from engine.data.sources import DatasetError, register_scheme, resolve_source
 
-__all__ = ["DatasetError", "ImageDataset", "cache_dir", "load_dataset", "register_scheme"]
+__all__ = ["DatasetError", "ImageDataset", "load_dataset", "register_scheme"]
 
 MIN_RESOLUTION, MAX_RESOLUTION = 16, 1024
 log = logging.getLogger(__name__)

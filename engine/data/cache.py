@@ -13,15 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.base.environment import cache_dir
 from engine.data.sources import Decoded
 
 PREPROCESS_VERSION = "prep-v1"
-
-
-def cache_dir() -> Path:
-    """The project cache root: $GAN_STUDIO_CACHE, else ~/.cache/gan_studio."""
-    root = os.environ.get("GAN_STUDIO_CACHE") or Path.home() / ".cache" / "gan_studio"
-    return Path(root)
 
 
 def _entry(fingerprint: str, resolution: int) -> Path:

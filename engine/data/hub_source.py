@@ -15,24 +15,26 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub.errors import RevisionNotFoundError
 
+from engine.base.environment import cache_dir
+from engine.base.files import atomic_write_json, read_json
 from engine.data.images import decode_image
 from engine.data.sources import (DatasetError, Decoded, Source, check_classes, check_decoded_size,
                                  compact_labels, register_scheme)
-from engine.runs.files import atomic_write_json, read_json
+from engine.hf.client import api, check_repo_id, reachable
+from engine.hf.errors import NETWORK_ERRORS, HubError, hub_error
+from engine.hf.token import resolve_token
 
 DEFAULT_SPLIT = "train"
 CONVERTED = "refs/convert/parquet"  # the branch where the Hub keeps a parquet copy of every public dataset
 SPLIT_WORDS = ("train", "test", "validation", "valid", "val", "dev", "eval")
 LABEL_NAMES = ("label", "labels", "class", "category")
 BATCH_ROWS = 256
-
-if TYPE_CHECKING:
-    from huggingface_hub import HfApi
-
 
 @dataclass(frozen=True)
 class Located:
@@ -47,9 +49,6 @@ class Located:
 @register_scheme("hf")
 def hub_source(spec: str, rest: str) -> Source:
     """'hf:owner/name[:split]' (default split 'train')."""
-    from engine.hub.client import check_repo_id
-    from engine.hub.errors import HubError
-
     name, _, split = rest.partition(":")
     try:
         repo_id = check_repo_id(name, "dataset")
@@ -63,17 +62,11 @@ def hub_source(spec: str, rest: str) -> Source:
 
 
 def _manifest(repo_id: str, split: str) -> Path:
-    from engine.data.cache import cache_dir
-
     return cache_dir() / "hub-datasets" / f"{repo_id.replace('/', '--')}--{split}.json"
 
 
 def locate(repo_id: str, split: str) -> Located:
     """The split's files at the current commit (asked of the Hub), or as last seen when the Hub is unreachable."""
-    from engine.hub.client import api, reachable
-    from engine.hub.errors import NETWORK_ERRORS, hub_error
-    from engine.hub.token import resolve_token
-
     reason = reachable()
     if reason:
         try:
@@ -102,8 +95,6 @@ def locate(repo_id: str, split: str) -> Located:
 
 def _converted(client: HfApi, repo_id: str, split: str) -> tuple[str | None, list[str]]:
     """The split's files in the Hub's parquet conversion, if the dataset has one."""
-    from huggingface_hub.errors import RevisionNotFoundError
-
     try:
         info = client.dataset_info(repo_id, revision=CONVERTED)
     except RevisionNotFoundError:
@@ -136,12 +127,6 @@ def one_config(paths: list[str]) -> list[str]:
 
 def download(located: Located) -> list[Path]:
     """Local paths of the split's files, downloaded into the Hub cache unless already there."""
-    from huggingface_hub import hf_hub_download
-
-    from engine.hub.client import reachable
-    from engine.hub.errors import NETWORK_ERRORS, hub_error
-    from engine.hub.token import resolve_token
-
     token = resolve_token()
     cached_only = reachable() is not None  # unreachable: use the cache at once instead of retrying
     paths = []

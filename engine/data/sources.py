@@ -49,8 +49,8 @@ from typing import IO, Callable, Iterable
 import numpy as np
 from numpy.lib import format as npy_format
 
+from engine.base.files import file_digest
 from engine.data.images import MAX_IMAGE_PIXELS, Limit, decode_image, format_bytes, is_image_name, resize_array
-from engine.runs.files import file_digest
 
 
 def _half_memory() -> int:

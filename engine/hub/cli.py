@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from engine.base.formats import CheckpointError
 from engine.config import ConfigError
 from engine.data import DatasetError
-from engine.hub.errors import HubError
-from engine.train.checkpoint import CheckpointError
+from engine.hf.errors import HubError
 
 _ERRORS = (HubError, CheckpointError, ConfigError, DatasetError, OSError)
 

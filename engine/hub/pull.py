@@ -6,20 +6,20 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from huggingface_hub import constants, snapshot_download
 from huggingface_hub.errors import LocalEntryNotFoundError
 
-from engine.generator import ENCODER_FILE, EXPORT_FORMAT
-from engine.hub.client import api, check_repo_id, reachable
-from engine.hub.errors import NETWORK_ERRORS, HubError, PickleRefused, hub_error
-from engine.hub.token import resolve_token
-from engine.runs import Run, runs_root
-from engine.runs.files import read_json
+from engine.base.checkpoint import read_checkpoint
+from engine.base.environment import runs_root
+from engine.base.formats import ENCODER_FILE, MODEL_FILE, MODEL_FILES, CheckpointError, GeneratorInfo
+from engine.hf.client import api, check_repo_id, reachable
+from engine.hf.errors import NETWORK_ERRORS, HubError, PickleRefused, hub_error
+from engine.hf.token import resolve_token
+from engine.runs import Run
 
+HUB_PREFIX = "hf:"  # 'hf:owner/name[@revision]' names a pushed generator wherever a path to one is taken
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
-MODEL_FILES = ("config.json", "model.safetensors")
 TRAINING_DIR = "training"
 MODEL_PATTERNS = [*MODEL_FILES, ENCODER_FILE, "README.md"]
 TRAINING_PATTERNS = [f"{TRAINING_DIR}/*.json", f"{TRAINING_DIR}/*.jsonl", f"{TRAINING_DIR}/*.safetensors"]
@@ -39,8 +39,21 @@ class PulledModel:
         training = self.path / TRAINING_DIR
         return training if (training / "config.json").is_file() else None
 
-    def config(self) -> dict[str, Any]:
-        return read_json(self.path / "config.json")
+    def info(self) -> GeneratorInfo:
+        """Its config.json."""
+        return GeneratorInfo.read(self.path, "its config.json")
+
+
+def pulled_path(spec: str, training_state: bool = False) -> Path:
+    """The local folder of 'hf:owner/name[@revision]', pulled unless cached: with ``training_state``, the pushed
+    training state (a run directory) when the repo has one, else the generator folder."""
+    repo_id, _, revision = spec.removeprefix(HUB_PREFIX).partition("@")
+    if training_state:
+        try:
+            return pull_model(repo_id, revision or None, with_training_state=True).training_dir
+        except HubError:
+            pass
+    return pull_model(repo_id, revision or None).path
 
 
 def pull_model(repo_id: str, revision: str | None = None, *, token: str | None = None,
@@ -92,14 +105,10 @@ def _check_files(repo_id: str, files: list[str], with_training_state: bool) -> N
 
 def _checked(pulled: PulledModel, with_training_state: bool) -> PulledModel:
     try:
-        config = pulled.config()
-    except (OSError, ValueError) as exc:
-        raise HubError(f"cannot read config.json of {pulled.repo_id}: {exc}") from exc
-    if not isinstance(config, dict) or config.get("format") != EXPORT_FORMAT:
-        found = config.get("format") if isinstance(config, dict) else None
-        raise HubError(f"{pulled.repo_id} is not a GAN Studio generator: its config.json has format {found!r}, "
-                       f"not {EXPORT_FORMAT!r}")
-    if not (pulled.path / "model.safetensors").is_file():
+        pulled.info()
+    except CheckpointError as exc:
+        raise HubError(f"{pulled.repo_id} is not a GAN Studio generator: {exc}") from None
+    if not (pulled.path / MODEL_FILE).is_file():
         raise HubError(f"{pulled.repo_id} has no model.safetensors in the local cache; pull it again online")
     if with_training_state and pulled.training_dir is None:
         raise HubError(f"{pulled.repo_id} was pushed without its training state; pull it without "
@@ -117,11 +126,10 @@ def cached_models() -> list[PulledModel]:
             continue
         snapshot = folder / "snapshots" / commit
         try:
-            config = read_json(snapshot / "config.json")
-        except (OSError, ValueError):
+            GeneratorInfo.read(snapshot)
+        except CheckpointError:
             continue
-        ours = isinstance(config, dict) and config.get("format") == EXPORT_FORMAT
-        if ours and (snapshot / "model.safetensors").is_file():
+        if (snapshot / MODEL_FILE).is_file():
             repo_id = folder.name.removeprefix("models--").replace("--", "/", 1)
             found.append(PulledModel(repo_id, commit, snapshot))
     return found
@@ -135,7 +143,10 @@ def materialise_run(pulled: PulledModel, run_dir: str | os.PathLike | None = Non
     latest = Run(training).latest_checkpoint()
     if latest is None:
         raise HubError(f"the training state of {pulled.repo_id} has no checkpoint, so it cannot be resumed")
-    meta = read_json(latest)
+    try:
+        state = read_checkpoint(latest).state
+    except CheckpointError as exc:
+        raise HubError(f"the training state of {pulled.repo_id} cannot be resumed: {exc}") from None
     target = Path(run_dir) if run_dir else runs_root() / f"{pulled.repo_id.replace('/', '--')}-{pulled.revision[:8]}"
     if target.exists() and any(target.iterdir()):
         raise HubError(f"run directory {target} already exists: resume it, or choose another --run-dir")
@@ -149,6 +160,6 @@ def materialise_run(pulled: PulledModel, run_dir: str | os.PathLike | None = Non
     if target.exists():
         target.rmdir()
     os.replace(partial, target)
-    Run(target).write_status(state="stopped", step=meta.get("step", 0), images=meta.get("images", 0),
+    Run(target).write_status(state="stopped", step=state.get("step", 0), images=state.get("images", 0),
                              progress=None, error=None, pid=None)
     return target

@@ -11,15 +11,15 @@ from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, constants
 
+from engine.base.checkpoint import read_checkpoint
 from engine.generator import load_generator
+from engine.hf.client import api, check_repo_id, ensure_online
+from engine.hf.errors import NETWORK_ERRORS, TOKEN_HELP, HubError, hub_error
+from engine.hf.token import resolve_token
 from engine.hub.assets import interpolation_gif, loss_curve, sample_grid
 from engine.hub.card import INTERPOLATION, LOSS, SAMPLES, model_card
-from engine.hub.client import api, check_repo_id, ensure_online
-from engine.hub.errors import NETWORK_ERRORS, TOKEN_HELP, HubError, hub_error
 from engine.hub.pull import TRAINING_DIR
-from engine.hub.token import resolve_token
 from engine.runs import Run
-from engine.runs.files import read_json
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,7 @@ def stage(run: Run, checkpoint: Path, repo_id: str, out: Path, with_training_sta
         shutil.copyfile(run.config_path, training / "config.json")
         if run.metrics_path.is_file():
             shutil.copyfile(run.metrics_path, training / "metrics.jsonl")
-        tensors = read_json(checkpoint)["tensors"]
-        for name in (checkpoint.name, tensors):
+        for name in (checkpoint.name, read_checkpoint(checkpoint).tensors):
             shutil.copyfile(checkpoint.parent / name, training / "checkpoints" / name)
     card = model_card(repo_id, gen.info, records, assets, with_training_state)
     (out / "README.md").write_text(card, encoding="utf-8")
@@ -70,7 +69,7 @@ def push_run(run_dir: str | os.PathLike, repo_id: str, *, token: str | None = No
         raise HubError(f"pushing to {repo_id} needs a Hugging Face token with write access: {TOKEN_HELP}")
     ensure_online(f"push to {repo_id}")
     client = api(token)
-    step = read_json(checkpoint).get("step", 0)
+    step = read_checkpoint(checkpoint).state.get("step", 0)
     with tempfile.TemporaryDirectory(prefix="gan-studio-push-") as tmp:
         files = stage(run, checkpoint, repo_id, Path(tmp), with_training_state)
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -9,16 +10,15 @@ from pathlib import Path
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, SpaceCardData, constants
 from huggingface_hub.errors import RemoteEntryNotFoundError
 
+from engine.base.environment import PROJECT_ROOT
+from engine.base.formats import MODEL_FILES
+from engine.hf.client import api, check_repo_id, ensure_online
+from engine.hf.errors import NETWORK_ERRORS, TOKEN_HELP, HubError, hub_error
+from engine.hf.token import resolve_token
 from engine.hub.card import with_space_link
-from engine.hub.client import api, check_repo_id, ensure_online
-from engine.hub.errors import NETWORK_ERRORS, TOKEN_HELP, HubError, hub_error
-from engine.hub.pull import MODEL_FILES
-from engine.hub.token import resolve_token
 
-ROOT = Path(__file__).resolve().parents[2]
-TOP_FILES = ("app.py", "requirements.txt", ".streamlit/config.toml")
-PACKAGES = ("engine", "studio")
-PACKAGE_FILES = ("*.py", "*.png")  # code, and the studio's shipped assets (its favicon)
+APP = PROJECT_ROOT / "app.py"  # the studio's entry point: `streamlit run app.py`
+BESIDE_APP = ("requirements.txt", ".streamlit/config.toml")  # what the Space and Streamlit read next to the app
 
 
 @dataclass(frozen=True)
@@ -31,13 +31,31 @@ class SpaceResult:
     model_url: str
 
 
-def space_files(root: Path = ROOT) -> list[str]:
-    """The studio's code and assets a Space runs (repo paths relative to ``root``)."""
-    files = [name for name in TOP_FILES if (root / name).is_file()]
-    for package in PACKAGES:
-        files += sorted(p.relative_to(root).as_posix() for pattern in PACKAGE_FILES
-                        for p in (root / package).rglob(pattern) if "__pycache__" not in p.parts)
+def space_files(app: Path = APP) -> list[str]:
+    """What a Space needs to run ``app`` (paths relative to its folder): the app, the files read beside it, and
+    every file of the packages beside it that it imports, directly or through one another."""
+    root, packages, unread = app.parent, set(), [app]
+    while unread:
+        for name in _imports(unread.pop()) - packages:
+            if (root / name / "__init__.py").is_file():
+                packages.add(name)
+                unread += (root / name).rglob("*.py")
+    files = [app.name] + [name for name in BESIDE_APP if (root / name).is_file()]
+    for package in sorted(packages):
+        files += sorted(p.relative_to(root).as_posix() for p in (root / package).rglob("*")
+                        if p.is_file() and "__pycache__" not in p.parts)
     return files
+
+
+def _imports(path: Path) -> set[str]:
+    """The top-level names a Python file imports absolutely."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
 
 
 def space_variables(model_repo: str) -> dict[str, str]:
@@ -67,8 +85,9 @@ def space_card(model_repo: str) -> str:
 
 
 def publish_space(model_repo: str, space_repo: str | None = None, *, token: str | None = None,
-                  private: bool = False) -> SpaceResult:
-    """Create or update the Space ``space_repo`` (default: the model's name + '-demo') and link it from the model."""
+                  private: bool = False, app: Path = APP) -> SpaceResult:
+    """Create or update the Space ``space_repo`` (default: the model's name + '-demo') running ``app`` (the
+    studio), and link it from the model."""
     model_repo = check_repo_id(model_repo)
     space_repo = check_repo_id(space_repo or f"{model_repo}-demo", "Space")
     token = resolve_token(token)
@@ -93,11 +112,11 @@ def publish_space(model_repo: str, space_repo: str | None = None, *, token: str 
             client.create_repo(space_repo, repo_type="space", space_sdk="streamlit",
                                private=True if private else None,
                                space_variables=[{"key": k, "value": v} for k, v in variables.items()])
-        code = space_files()
+        code = space_files(app)
         stale = [f for f in client.list_repo_files(space_repo, repo_type="space")
                  if f.endswith(".py") and f not in code]
         operations = ([CommitOperationDelete(f) for f in stale]
-                      + [CommitOperationAdd(f, str(ROOT / f)) for f in code]
+                      + [CommitOperationAdd(f, str(app.parent / f)) for f in code]
                       + [CommitOperationAdd("README.md", space_card(model_repo).encode())])
         commit = client.create_commit(space_repo, operations, repo_type="space",
                                       commit_message=f"GAN Studio demo for {model_repo}")

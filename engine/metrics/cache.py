@@ -13,6 +13,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
+from engine.base.environment import cache_dir
 from engine.metrics.features import FeatureNet, FeatureSet
 
 PROTOCOL = "v1"  # bump when the choice of real images or the stored statistics change
@@ -20,8 +21,6 @@ PROTOCOL = "v1"  # bump when the choice of real images or the stored statistics 
 
 def stats_dir() -> Path:
     """<cache>/metrics/real: one safetensors file per cached statistics set."""
-    from engine.data import cache_dir
-
     return cache_dir() / "metrics" / "real"
 
 

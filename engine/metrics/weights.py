@@ -2,7 +2,7 @@
 
 Order: an explicit path (CLI flag, config field, studio field), then $GAN_STUDIO_INCEPTION_WEIGHTS,
 then the converted copy in the cache, then the original .pth in the cache folder or in torch's hub
-cache, then a download (not under HF_HUB_OFFLINE=1 / GAN_STUDIO_OFFLINE=1). A .pth is unpickled only
+cache, then a download (not while GAN_STUDIO_OFFLINE=1 or HF_HUB_OFFLINE=1). A .pth is unpickled only
 after its SHA-256 matched the published file's, and only with torch.load(weights_only=True); it is
 converted once to safetensors, which is what is loaded from then on.
 """
@@ -20,13 +20,13 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from engine.base.environment import cache_dir, offline
+from engine.base.files import file_digest
 from engine.metrics.errors import MetricUnavailable
-from engine.runs.files import file_digest
 
 ENV_VAR = "GAN_STUDIO_INCEPTION_WEIGHTS"
 CLI_FLAG = "--inception-weights"
 CONFIG_FIELD = "metrics.inception_weights"
-OFFLINE_VARS = ("GAN_STUDIO_OFFLINE", "HF_HUB_OFFLINE")
 DOWNLOAD_TIMEOUT_S = 20.0
 
 
@@ -57,13 +57,7 @@ _failed_downloads: dict[str, str] = {}  # url -> reason; one attempt per process
 
 def weights_dir() -> Path:
     """Where downloaded or dropped-in weights live: <cache>/metrics/weights."""
-    from engine.data import cache_dir
-
     return cache_dir() / "metrics" / "weights"
-
-
-def is_offline() -> bool:
-    return any(os.environ.get(var, "").lower() in ("1", "true", "yes", "on") for var in OFFLINE_VARS)
 
 
 def missing_message(spec: WeightsSpec, reason: str) -> str:
@@ -142,8 +136,9 @@ def _convert(spec: WeightsSpec, source: Path) -> Path:
 
 
 def _download(spec: WeightsSpec) -> Path:
-    if is_offline():
-        raise MetricUnavailable(missing_message(spec, "downloads are off (HF_HUB_OFFLINE / GAN_STUDIO_OFFLINE)"))
+    switch = offline()
+    if switch:
+        raise MetricUnavailable(missing_message(spec, f"downloads are off ({switch}=1)"))
     if spec.url in _failed_downloads:
         raise MetricUnavailable(missing_message(spec, _failed_downloads[spec.url]))
     target = weights_dir() / f"{spec.file_name}.{os.getpid()}.part"

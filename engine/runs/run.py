@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine.base.environment import runs_root
+from engine.base.files import TEMP_SUFFIX, append_line, atomic_write_bytes, atomic_write_json, read_json, read_jsonl
 from engine.config import Config
-from engine.runs.files import TEMP_SUFFIX, append_line, atomic_write_bytes, atomic_write_json, read_json, read_jsonl
 
-DEFAULT_RUNS_ROOT = Path(__file__).resolve().parents[2] / "checkpoints" / "runs"
 LIVE_STATES = ("starting", "running")
 LAUNCH_ENV = "GAN_STUDIO_LAUNCHED_AT"  # the worker's launch time (file_clock), set by start_training
 _CKPT = re.compile(r"^ckpt_(\d{8})\.json$")
@@ -28,11 +28,6 @@ def file_clock() -> float:
     if hasattr(time, "CLOCK_REALTIME_COARSE"):
         return time.clock_gettime(time.CLOCK_REALTIME_COARSE)
     return time.time()
-
-
-def runs_root() -> Path:
-    """Where runs live: $GAN_STUDIO_RUNS, else checkpoints/runs in the project."""
-    return Path(os.environ.get("GAN_STUDIO_RUNS") or DEFAULT_RUNS_ROOT)
 
 
 def pid_alive(pid: int | None) -> bool:

@@ -1,6 +1,6 @@
 """Training: the loop, EMA, checkpoints and torchrun support."""
 
-from engine.train.checkpoint import CheckpointError
+from engine.base.checkpoint import CheckpointError
 from engine.train.loop import StopFlag, Trainer
 
 __all__ = ["CheckpointError", "StopFlag", "Trainer"]

@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from engine.base.environment import cache_dir
+from engine.base.files import atomic_write_json, read_json
 from engine.config import MEMORY_FORMATS
-from engine.data import cache_dir
 from engine.expectations import machine_key
-from engine.runs.files import atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
 

@@ -2,29 +2,30 @@
 
 from __future__ import annotations
 
-import os
 import re
 
 from huggingface_hub import HfApi, constants
 from huggingface_hub.utils import get_session
 
-from engine.hub.errors import HubError, offline_error, unreachable
+from engine.base import environment
+from engine.hf.errors import HubError, offline_error, unreachable
 
 PROBE_SECONDS = 5.0
 LIBRARY = "gan-studio"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
 
 
-def offline() -> bool:
-    """Whether the Hub is switched off (HF_HUB_OFFLINE=1, at import of huggingface_hub or now)."""
-    flag = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-    return flag or constants.is_offline_mode()
+def offline() -> str | None:
+    """The variable that switches the Hub off ($GAN_STUDIO_OFFLINE or $HF_HUB_OFFLINE, now or when
+    huggingface_hub was imported), or None."""
+    return environment.offline() or ("HF_HUB_OFFLINE" if constants.is_offline_mode() else None)
 
 
 def reachable() -> str | None:
     """None when the Hub answers within a few seconds, else why not (so callers fail fast, not after retries)."""
-    if offline():
-        return "offline mode (HF_HUB_OFFLINE=1)"
+    switch = offline()
+    if switch:
+        return f"offline mode ({switch}=1)"
     try:
         get_session().head(constants.ENDPOINT, timeout=PROBE_SECONDS)
     except Exception as exc:  # noqa: BLE001 - any failure to get an answer means unreachable
@@ -34,8 +35,9 @@ def reachable() -> str | None:
 
 def ensure_online(action: str) -> None:
     """Raise HubError right away when ``action`` needs the Hub and it is off or unreachable."""
-    if offline():
-        raise offline_error(action)
+    switch = offline()
+    if switch:
+        raise offline_error(action, switch)
     reason = reachable()
     if reason:
         raise unreachable(action, reason)

@@ -7,7 +7,7 @@ from huggingface_hub import constants
 from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled,
                                     RemoteEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError)
 
-from engine.hub.token import redact
+from engine.hf.token import redact
 
 TOKEN_HELP = "set HF_TOKEN, run `hf auth login`, or paste a token in the studio"
 NETWORK_ERRORS = (OSError, httpx2.TransportError)  # what huggingface_hub raises for HTTP, network and cache problems
@@ -27,10 +27,10 @@ def unreachable(action: str, reason: str) -> HubError:
                     "check the internet connection (cached models and datasets still work offline)")
 
 
-def offline_error(action: str) -> HubError:
-    """HF_HUB_OFFLINE=1 forbids what ``action`` needs."""
-    return HubError(f"cannot {action}: the Hugging Face Hub is switched off on this machine (HF_HUB_OFFLINE=1); "
-                    "unset HF_HUB_OFFLINE and connect to the internet (cached models and datasets still work)")
+def offline_error(action: str, switch: str = "HF_HUB_OFFLINE") -> HubError:
+    """The variable ``switch`` (=1) forbids what ``action`` needs."""
+    return HubError(f"cannot {action}: the Hugging Face Hub is switched off on this machine ({switch}=1); "
+                    f"unset {switch} and connect to the internet (cached models and datasets still work)")
 
 
 def hub_error(exc: BaseException, action: str, repo: str, token: str | None = None, kind: str = "model") -> HubError:
