@@ -40,7 +40,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -48,9 +47,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the worker trains (eng
 
 import torch  # noqa: E402
 
+from engine import records  # noqa: E402
 from engine.runs import Run  # noqa: E402
-from engine.base.files import read_json  # noqa: E402
-from engine.base.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
+from engine.runs.files import read_json  # noqa: E402
+from engine.train.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
 
 POLL = 0.002  # seconds between looks for a checkpoint write in progress
 FIRST_RECORD_TIMEOUT = 180.0
@@ -137,15 +137,15 @@ class Session:
             self.proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                          start_new_session=True)
 
-    def records(self) -> list[dict[str, Any]]:
+    def logged(self) -> list[records.TrainRecord]:
         """The training records this session has logged so far."""
-        new = [json.loads(line) for line in metrics_lines(self.run) if line.strip() and line not in self.before]
-        return [r for r in new if r.get("kind") == "train"]
+        return records.train_records(json.loads(line) for line in metrics_lines(self.run)
+                                     if line.strip() and line not in self.before)
 
     def wait_first_record(self) -> float | None:
         """Seconds from launch to the first training record; None when the worker exited or timed out."""
         while time.monotonic() - self.launched < FIRST_RECORD_TIMEOUT:
-            if self.records():
+            if self.logged():
                 return time.monotonic() - self.launched
             if self.proc.poll() is not None:
                 return None
@@ -155,9 +155,9 @@ class Session:
     def resumed_from(self) -> int | None:
         """The step it resumed from: its first record's (one a step) less one, else its status while
         starting; None when it reported neither."""
-        records = self.records()
-        if records:
-            return records[0]["step"] - 1
+        logged = self.logged()
+        if logged:
+            return logged[0].step - 1
         try:
             status = read_json(self.run.status_path)
         except (OSError, ValueError):
@@ -165,8 +165,8 @@ class Session:
         return status.get("step") if status.get("pid") == self.proc.pid else None
 
     def last_logged(self) -> int | None:
-        records = self.records()
-        return records[-1]["step"] if records else self.resumed_from()
+        logged = self.logged()
+        return logged[-1].step if logged else self.resumed_from()
 
     def kill(self) -> bool:
         """SIGKILL its process group; whether the worker was alive until then."""
@@ -229,7 +229,7 @@ def strike(session: Session, index: int, kind: str, rng: random.Random, args: ar
     after = time.monotonic() - session.launched
     alive = session.kill()
     new = leftovers(session.run) - pending
-    logged = bool(session.records())
+    logged = bool(session.logged())
     rank = {name: i for i, name in enumerate(TARGETS)}
     landed = min((landed_as(p) for p in new), key=lambda name: rank.get(name, len(rank))) if new else (
         "between steps" if logged else "start-up")
@@ -257,7 +257,7 @@ def judge(kill: Kill, successor: Session, healthy: bool, pending: set[Path], tal
     and print the kill's line. ``pending`` (leftovers not yet seen removed) is checked once the
     successor trains; only those still there stay in it."""
     resumed = successor.resumed_from()
-    trained = bool(successor.records())
+    trained = bool(successor.logged())
     stale = {p for p in pending if not gone(p)} if trained else set()
     clean = healthy and resumed in (None, kill.check.resume_step) and not stale
     lost = kill.last_logged - (kill.check.resume_step if resumed is None else resumed)
@@ -300,7 +300,7 @@ def final_state(run: Run, max_steps: int, session: Session) -> list[str]:
     left = leftovers(run)
     if left:
         problems.append(f"leftovers after the run: {sorted(str(p.relative_to(run.path)) for p in left)}")
-    steps = [r["step"] for r in run.metrics() if r.get("kind") == "train"]
+    steps = [r.step for r in records.train_records(run.metrics())]
     if steps != list(range(1, max_steps + 1)):
         repeated = len(steps) - len(set(steps))
         problems.append(f"metrics.jsonl: {len(steps)} training records for {max_steps} steps "

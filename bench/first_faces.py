@@ -66,6 +66,7 @@ def cpu_load(processes: int) -> Iterator[None]:
 def start_to_first_step(config: Any, runs: Path, cold: bool) -> float:
     """Seconds from start_training() until the worker logs its first step (then it is stopped)."""
     import engine
+    from engine import records
 
     config = copy.deepcopy(config)
     config.train.log_every, config.train.max_steps = 1, 3
@@ -76,7 +77,7 @@ def start_to_first_step(config: Any, runs: Path, cold: bool) -> float:
     try:
         began = time.perf_counter()
         engine.start_training(config, run.path)
-        while not any(r.get("kind") == "train" for r in run.metrics()):
+        while not records.train_records(run.metrics()):
             if run.status()["state"] == "failed":
                 sys.exit(f"the worker failed: {run.status().get('error')}")
             time.sleep(0.05)

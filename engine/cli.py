@@ -11,13 +11,14 @@ import traceback
 from pathlib import Path
 from typing import Any, Sequence
 
+from engine import records
 from engine.config import Config, ConfigError, update_from_dotted
 from engine.data import DatasetError
 from engine.device import DeviceError, detect_device
 from engine.models import get_model, list_models
 from engine.presets import PRESETS, SIZE_CHOICES, recipe, recommended
 from engine.runs import RunLockedError
-from engine.base.formats import CheckpointError
+from engine.train.checkpoint import CheckpointError
 from engine.train.guard import DivergenceError
 from engine.train.loop import describe_error
 
@@ -207,20 +208,22 @@ class _Bar:
 
         t = trainer.config.train
         if t.max_steps:
-            self.key, total, done = "step", t.max_steps, trainer.step
+            self.key, total, done = records.STEP, t.max_steps, trainer.step
         elif t.max_images:
-            self.key, total, done = "images", t.max_images, trainer.images
+            self.key, total, done = records.IMAGES, t.max_images, trainer.images
         else:
-            self.key, total, done = "step", None, trainer.step
-        self.bar = tqdm(total=total, initial=done, unit=self.key if self.key == "step" else "img", dynamic_ncols=True)
+            self.key, total, done = records.STEP, None, trainer.step
+        self.bar = tqdm(total=total, initial=done, unit="img" if self.key == records.IMAGES else "step",
+                        dynamic_ncols=True)
         self.last = done
 
     def update_from(self, record: dict[str, Any]) -> None:
+        """Move to the training line's step (or images) and show its speed and losses."""
         value = record[self.key]
         self.bar.update(value - self.last)
         self.last = value
-        self.bar.set_postfix(img_s=f"{record['img_per_sec']:.0f}", G=f"{record['loss_g']:.3f}",
-                             D=f"{record['loss_d']:.3f}", refresh=False)
+        self.bar.set_postfix(img_s=f"{record[records.IMG_PER_SEC]:.0f}", G=f"{record[records.LOSS_G]:.3f}",
+                             D=f"{record[records.LOSS_D]:.3f}", refresh=False)
 
     def close(self) -> None:
         self.bar.close()

@@ -1,7 +1,7 @@
 """The schema of a run's metrics.jsonl: one JSON object a line, of three kinds.
 
 - training lines (``TRAIN``): the bookkeeping keys, the step statistics averaged over the log window
-  (``GAN_STATS``, or ``AUTOENCODER_STATS`` for an autoencoder; ``D_AUX`` with a self-supervised D,
+  (``ADVERSARIAL_STATS``, or ``AUTOENCODER_STATS`` for an autoencoder; ``D_AUX`` with a self-supervised D,
   ``GROWTH_STATS`` for a growing model), the speed and the learning rates;
 - evaluation lines (``EVAL``): the bookkeeping keys and one value per metric result key ('fid_2k');
   ``LIVE`` on the live metric's lines, ``SOURCE`` and ``CHECKPOINT`` on `python -m engine metrics`'s;
@@ -25,7 +25,8 @@ KIND, STEP, IMAGES, TIME = "kind", "step", "images", "time"
 WALL = "wall"  # training lines: seconds since the run was first launched, start-up included
 LIVE = "live"  # evaluation lines of the live metric (true; absent on periodic evaluations)
 ERRORS = "errors"  # evaluation lines: {metric name: why it was not computed}
-SOURCE, CHECKPOINT = "source", "checkpoint"  # evaluation lines of the metrics CLI: "cli", checkpoint file name
+SOURCE, CHECKPOINT = "source", "checkpoint"  # evaluation lines of the metrics CLI: CLI_SOURCE, checkpoint file
+CLI_SOURCE = "cli"
 NONFINITE = "nonfinite"  # keys left out of the line because their value was NaN or infinite
 BOOKKEEPING = (KIND, STEP, IMAGES, TIME, WALL, LIVE, ERRORS, SOURCE, CHECKPOINT, NONFINITE)
 
@@ -36,14 +37,15 @@ RECON = "recon"  # an autoencoder's reconstruction loss
 D_AUX = "d_aux"  # a self-supervised discriminator's auxiliary loss (FastGAN)
 STAGE_RESOLUTION, ALPHA = "stage_resolution", "alpha"  # a growing model's stage and fade-in (progressive GAN)
 IMG_PER_SEC, LR_G, LR_D = "img_per_sec", "lr_g", "lr_d"
-GAN_STATS = (LOSS_G, LOSS_D, D_REAL, D_FAKE)
+ADVERSARIAL_STATS = (LOSS_G, LOSS_D, D_REAL, D_FAKE)
 AUTOENCODER_STATS = (LOSS_G, LOSS_D, D_REAL, D_FAKE, RECON)
 GROWTH_STATS = (STAGE_RESOLUTION, ALPHA)
 
-# What a model trains (engine.models ModelInfo.training): how its statistics read.
-GAN, AUTOENCODER = "gan", "autoencoder"
-MODEL_KINDS = (GAN, AUTOENCODER)
-LOSSES = {GAN: (LOSS_G, LOSS_D, D_AUX), AUTOENCODER: (LOSS_G, RECON, LOSS_D)}  # the losses each logs, in order
+# How a model trains (its training step): adversarial, D judging images, or an adversarial autoencoder,
+# D judging latent codes. It says which statistics a training line holds and how they read.
+ADVERSARIAL, AUTOENCODER = "adversarial", "autoencoder"
+MODEL_KINDS = (ADVERSARIAL, AUTOENCODER)
+LOSSES = {ADVERSARIAL: (LOSS_G, LOSS_D, D_AUX), AUTOENCODER: (LOSS_G, RECON, LOSS_D)}  # the losses logged, in order
 D_OUTPUTS = (D_REAL, D_FAKE)
 
 # Event lines: EVENT_NAME says which; DIVERGED_AT the step that went non-finite, DETAIL what did;
@@ -58,8 +60,8 @@ _LABELS = {LOSS_G: "G loss", LOSS_D: "D loss", D_REAL: "D(x)", D_FAKE: "D(G(z))"
 _AUTOENCODER_LABELS = {LOSS_G: "Autoencoder loss", LOSS_D: "Latent D loss", D_REAL: "D(prior z)", D_FAKE: "D(E(x))"}
 
 
-def stat_label(key: str, model_kind: str = GAN) -> str:
-    """'loss_g' -> 'G loss' ('Autoencoder loss' for an autoencoder); an unknown key as it is."""
+def stat_label(key: str, model_kind: str = ADVERSARIAL) -> str:
+    """'loss_g' -> 'G loss' ('Autoencoder loss' for a model of kind AUTOENCODER); an unknown key as it is."""
     if model_kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {model_kind!r}: use one of {', '.join(MODEL_KINDS)}")
     labels = _LABELS | _AUTOENCODER_LABELS if model_kind == AUTOENCODER else _LABELS

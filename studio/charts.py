@@ -11,41 +11,29 @@ from typing import Any, Iterable, Mapping, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from engine import metrics
+from engine import metrics, records
+from engine.records import EvalRecord, TrainRecord
 
-LOSS_SERIES = (("loss_g", "G loss"), ("loss_d", "D loss"), ("d_aux", "D self-supervised loss"))
-D_SERIES = (("d_real", "D(x)"), ("d_fake", "D(G(z))"))
-AUTOENCODER_LOSS_SERIES = (("loss_g", "Autoencoder loss"), ("recon", "Reconstruction"), ("loss_d", "Latent D loss"))
-AUTOENCODER_D_SERIES = (("d_real", "D(prior z)"), ("d_fake", "D(E(x))"))
-BOOKKEEPING = ("kind", "live", "step", "images", "time", "wall")
 AXES = {"time": "minutes (wall clock)", "step": "step", "images": "thousand images seen"}
+D_TITLES = {records.ADVERSARIAL: "Discriminator outputs", records.AUTOENCODER: "Latent discriminator outputs"}
 _HEIGHT = 320
 _RAW_OPACITY = 0.3  # the unsmoothed curve, drawn faintly behind the smoothed one
 PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880")
 
 
-def train_records(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return [r for r in records if r.get("kind") == "train"]
-
-
-def eval_records(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return [r for r in records if r.get("kind") == "eval"]
-
-
-def metric_names(records: Iterable[Mapping[str, Any]]) -> list[str]:
-    """Metric columns of eval lines (everything but the bookkeeping fields and flags)."""
+def metric_names(lines: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Metric result keys of the evaluation lines, in the order they first appear."""
     names: dict[str, None] = {}
-    for r in eval_records(records):
-        names.update({k: None for k, v in r.items() if k not in BOOKKEEPING and _is_number(v)})
+    for r in records.eval_records(lines):
+        names.update(dict.fromkeys(r.values))
     return list(names)
 
 
-def metric_series(records: Iterable[Mapping[str, Any]]) -> list[tuple[str, bool]]:
+def metric_series(lines: Iterable[Mapping[str, Any]]) -> list[tuple[str, bool]]:
     """(metric key, live) pairs: the live metric first, then the periodic evaluations' metrics."""
     found: dict[tuple[str, bool], None] = {}
-    for r in eval_records(records):
-        live = bool(r.get("live"))
-        found.update({(k, live): None for k, v in r.items() if k not in BOOKKEEPING and _is_number(v)})
+    for r in records.eval_records(lines):
+        found.update({(k, r.live): None for k in r.values})
     return sorted(found, key=lambda series: not series[1])
 
 
@@ -69,57 +57,56 @@ def ema_smooth(values: Sequence[float], weight: float) -> list[float]:
     return smoothed
 
 
-def x_values(points: Sequence[Mapping[str, Any]], axis: str, train: Sequence[Mapping[str, Any]] = ()) -> list[float]:
-    """Where each record lies on ``axis`` (a key of AXES). On the time axis a record without "wall"
-    (an evaluation line) is placed by its training time plus the wall-clock overhead of the last
+def x_values(points: Sequence[TrainRecord | EvalRecord], axis: str, train: Sequence[TrainRecord] = ()) -> list[float]:
+    """Where each record lies on ``axis`` (a key of AXES). On the time axis a record without a wall
+    time (an evaluation line) is placed by its training time plus the wall-clock overhead of the last
     training line logged before it."""
     if axis == "step":
-        return [r["step"] for r in points]
+        return [r.step for r in points]
     if axis == "images":
-        return [r["images"] / 1000 for r in points]
+        return [r.images / 1000 for r in points]
     if axis != "time":
         raise ValueError(f"unknown axis {axis!r}: use one of {', '.join(AXES)}")
     return [_wall_seconds(r, train) / 60 for r in points]
 
 
-def _wall_seconds(record: Mapping[str, Any], train: Sequence[Mapping[str, Any]]) -> float:
-    if "wall" in record:
-        return record["wall"]
-    before = [r for r in train if "wall" in r and r["step"] <= record["step"]]
-    overhead = before[-1]["wall"] - before[-1]["time"] if before else 0.0
-    return record["time"] + overhead
+def _wall_seconds(record: TrainRecord | EvalRecord, train: Sequence[TrainRecord]) -> float:
+    if isinstance(record, TrainRecord) and record.wall is not None:
+        return record.wall
+    before = [r for r in train if r.wall is not None and r.step <= record.step]
+    overhead = before[-1].wall - before[-1].time if before else 0.0
+    return record.time + overhead
 
 
-def loss_figure(records: list[Mapping[str, Any]], revision: str, axis: str = "step", smoothing: float = 0.0
-                ) -> go.Figure:
-    """G/D losses (left) and the discriminator's outputs on real and generated images (right)."""
-    train = train_records(records)
+def loss_figure(lines: list[Mapping[str, Any]], revision: str, axis: str = "step", smoothing: float = 0.0,
+                model_kind: str = records.ADVERSARIAL) -> go.Figure:
+    """The losses (left) and the discriminator's outputs (right) a model of ``model_kind`` logs: for an
+    autoencoder, its reconstruction and its latent discriminator's outputs on prior draws and codes."""
+    train = records.train_records(lines)
     xs = x_values(train, axis, train)
-    autoencoder = any("recon" in r for r in train)
-    panels = (AUTOENCODER_LOSS_SERIES, AUTOENCODER_D_SERIES) if autoencoder else (LOSS_SERIES, D_SERIES)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Losses", "Latent discriminator outputs" if autoencoder
-                                                        else "Discriminator outputs"), horizontal_spacing=0.08)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Losses", D_TITLES[model_kind]), horizontal_spacing=0.08)
     drawn = 0
-    for col, series in enumerate(panels, start=1):
-        for key, label in series:
-            points = [(x, r[key]) for x, r in zip(xs, train) if key in r]
+    for col, keys in enumerate((records.LOSSES[model_kind], records.D_OUTPUTS), start=1):
+        for key in keys:
+            points = [(x, r.values[key]) for x, r in zip(xs, train) if key in r.values]
             if points:
-                _add_curve(fig, points, label, smoothing, col, "lines", PALETTE[drawn % len(PALETTE)])
+                _add_curve(fig, points, records.stat_label(key, model_kind), smoothing, col, "lines",
+                           PALETTE[drawn % len(PALETTE)])
                 drawn += 1
         fig.update_xaxes(title_text=AXES[axis], row=1, col=col)
     return _styled(fig, revision)
 
 
-def metric_figure(records: list[Mapping[str, Any]], revision: str, axis: str = "images", smoothing: float = 0.0
+def metric_figure(lines: list[Mapping[str, Any]], revision: str, axis: str = "images", smoothing: float = 0.0
                   ) -> go.Figure:
     """Each metric in its own panel (their scales differ): the live metric, then periodic evaluations."""
-    evals, train = eval_records(records), train_records(records)
-    series = metric_series(records)
+    evals, train = records.eval_records(lines), records.train_records(lines)
+    series = metric_series(lines)
     titles = [_series_title(key, live) for key, live in series]
     fig = make_subplots(rows=1, cols=max(1, len(series)), subplot_titles=titles or None, horizontal_spacing=0.08)
     for col, (key, live) in enumerate(series, start=1):
-        chosen = [r for r in evals if bool(r.get("live")) == live and _is_number(r.get(key))]
-        points = list(zip(x_values(chosen, axis, train), (r[key] for r in chosen)))
+        chosen = [r for r in evals if r.live == live and key in r.values]
+        points = list(zip(x_values(chosen, axis, train), (r.values[key] for r in chosen)))
         _add_curve(fig, points, titles[col - 1], smoothing, col, "lines+markers", PALETTE[(col - 1) % len(PALETTE)],
                    legend=False)
         fig.update_xaxes(title_text=AXES[axis], row=1, col=col)
@@ -145,21 +132,19 @@ def _add_curve(fig: go.Figure, points: list[tuple[float, float]], label: str, sm
                              line_color=colour, marker_color=colour), row=1, col=col)
 
 
-def overlay_figure(runs: Mapping[str, list[Mapping[str, Any]]], key: str, label: str, kind: str = "train"
+def overlay_figure(runs: Mapping[str, list[Mapping[str, Any]]], key: str, label: str, kind: str = records.TRAIN
                    ) -> go.Figure:
-    """One series (e.g. 'loss_g' or 'swd') of several runs on a common axis of images seen."""
+    """One series of several runs on a common axis of images seen: a training statistic (e.g. 'loss_g',
+    ``kind`` TRAIN) or a metric ('swd_256', ``kind`` EVAL)."""
+    read = records.train_records if kind == records.TRAIN else records.eval_records
     fig = go.Figure()
-    for name, records in runs.items():
-        points = [(r["images"] / 1000, r[key]) for r in records if r.get("kind") == kind and key in r]
+    for name, lines in runs.items():
+        points = [(r.images / 1000, r.values[key]) for r in read(lines) if key in r.values]
         fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], name=name,
-                                 mode="lines" if kind == "train" else "lines+markers"))
+                                 mode="lines" if kind == records.TRAIN else "lines+markers"))
     fig.update_xaxes(title_text="thousand images seen")
     fig.update_layout(title=label)
     return _styled(fig, "overlay")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _styled(fig: go.Figure, revision: str) -> go.Figure:

@@ -11,12 +11,13 @@ from typing import Any
 import streamlit as st
 
 import engine
-from studio import cache, charts
+from engine import records
+from engine.records import EventRecord, TrainRecord
+from studio import cache, charts, run_table
 from studio.errors import explain, guarded
 from studio.imaging import animation, image_grid, read_image
 from studio.settings import LIVE_REFRESH_SECONDS
 
-LIVE_STATES = ("starting", "running")
 MAX_FRAMES = 60  # of a progress animation
 LOG_LINES = 40  # of the worker's log shown on the page
 LOG_TAIL_BYTES = 64 * 1024
@@ -94,16 +95,16 @@ def watch(run: engine.Run) -> None:
 @guarded("show this run")
 def _panel(run: engine.Run, was_live: bool) -> None:
     status = run.status()
-    if was_live and status["state"] not in LIVE_STATES:
+    if was_live and status["state"] not in engine.LIVE_STATES:
         st.rerun()  # the whole page: buttons change and polling stops
-    live = status["state"] in LIVE_STATES
+    live = status["state"] in engine.LIVE_STATES
     state_badge(status["state"])
-    records = run.metrics()
+    lines = run.metrics()
+    train = records.train_records(lines)
     _progress(status)
-    _growth(charts.train_records(records))
-    for record in records:
-        if record.get("event") == "rollback":
-            st.warning(event_text(record), icon=":material/history:")
+    _growth(train)
+    for event in records.events(lines, records.ROLLBACK):
+        st.warning(event_text(event), icon=":material/history:")
     if status["state"] == "failed":
         st.error(f"Training failed: {status.get('error') or 'the worker stopped without saying why.'}",
                  icon=":material/error:")
@@ -114,19 +115,20 @@ def _panel(run: engine.Run, was_live: bool) -> None:
         _real_images(run)
     with quality:
         axis, smoothing = _chart_controls()
-        _quality_curve(run, records, live, axis, smoothing)
-    if charts.train_records(records):
-        st.plotly_chart(charts.loss_figure(records, run.name, axis, smoothing), key="monitor-losses")
+        _quality_curve(run, lines, live, axis, smoothing)
+    if train:
+        st.plotly_chart(charts.loss_figure(lines, run.name, axis, smoothing, run_table.model_kind(run)),
+                        key="monitor-losses")
     elif live:
         st.info("The loss curves appear after the first few steps.")
     _log(run, expanded=status["state"] == "failed")
 
 
-def event_text(record: dict[str, Any]) -> str:
+def event_text(event: EventRecord) -> str:
     """What a rollback record says in words (train.on_divergence=rollback)."""
-    return (f"Training diverged at step {record['diverged_at']:,} ({record['detail']}): rolled back to the "
-            f"checkpoint at step {record['step']:,} and halved the learning rates (G {record['lr_g']:.1e}, "
-            f"D {record['lr_d']:.1e}).")
+    return (f"Training diverged at step {event.diverged_at:,} ({event.detail}): rolled back to the "
+            f"checkpoint at step {event.step:,} and halved the learning rates (G {event.lr_g:.1e}, "
+            f"D {event.lr_d:.1e}).")
 
 
 def _progress(status: dict[str, Any]) -> None:
@@ -138,16 +140,16 @@ def _progress(status: dict[str, Any]) -> None:
         st.markdown(text)
 
 
-def growth_text(record: dict[str, Any]) -> str | None:
+def growth_text(record: TrainRecord) -> str | None:
     """'Growing: 16×16 px, fading in (α = 0.43)' for a progressive GAN's latest log line."""
-    if "stage_resolution" not in record:
+    if records.STAGE_RESOLUTION not in record.values:
         return None
-    size, alpha = int(record["stage_resolution"]), float(record.get("alpha", 1.0))
+    size, alpha = int(record.values[records.STAGE_RESOLUTION]), float(record.values.get(records.ALPHA, 1.0))
     phase = f"fading in (α = {alpha:.2f})" if alpha < 1.0 else "stable"
     return f"Growing: {size}×{size} px, {phase}"
 
 
-def _growth(train: list[dict[str, Any]]) -> None:
+def _growth(train: list[TrainRecord]) -> None:
     text = growth_text(train[-1]) if train else None
     if text:
         st.caption(text)
@@ -199,10 +201,10 @@ def _chart_controls() -> tuple[str, float]:
     return axis, smoothing
 
 
-def _quality_curve(run: engine.Run, records: list[dict[str, Any]], live: bool, axis: str, smoothing: float) -> None:
+def _quality_curve(run: engine.Run, lines: list[dict[str, Any]], live: bool, axis: str, smoothing: float) -> None:
     """The live metric (and any periodic evaluation) against ``axis``."""
-    if charts.metric_series(records):
-        st.plotly_chart(charts.metric_figure(records, run.name, axis, smoothing), key="monitor-metrics")
+    if charts.metric_series(lines):
+        st.plotly_chart(charts.metric_figure(lines, run.name, axis, smoothing), key="monitor-metrics")
     elif live:
         st.info("The quality curve (live SWD of generated against real images, lower is better) appears after "
                 "its first measurement.")

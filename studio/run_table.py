@@ -1,4 +1,5 @@
-"""What the Runs page shows of a run: its summary row, and its generator as a download."""
+"""What the studio shows of a run: its summary row, the kind of model it trains, and its generator as a
+download."""
 
 from __future__ import annotations
 
@@ -10,17 +11,27 @@ from pathlib import Path
 from typing import Any
 
 import engine
-from engine import metrics
+from engine import metrics, records
 from studio import charts
 
 
-def best_metric(records: list[dict[str, Any]], output: str) -> str:
+def model_kind(run: engine.Run) -> str:
+    """How the run's model trains (``records.MODEL_KINDS``), which says what its training lines hold;
+    adversarial when the config cannot be read or names no registered model."""
+    try:
+        info = engine.get_model(run.config().model.name)
+    except engine.ConfigError:
+        return records.ADVERSARIAL
+    return records.AUTOENCODER if info.training == records.AUTOENCODER else records.ADVERSARIAL
+
+
+def best_metric(lines: list[dict[str, Any]], output: str) -> str:
     """'FID-2k 23.4': the best value of the run's ranking metric (``metrics.best_metric``), or ''."""
-    keys = [k for k in charts.metric_names(records) if _output_of(k) == output]
+    keys = [k for k in charts.metric_names(lines) if _output_of(k) == output]
     if not keys:
         return ""
     key = keys[-1]
-    values = [r[key] for r in charts.eval_records(records) if isinstance(r.get(key), (int, float))]
+    values = [r.values[key] for r in records.eval_records(lines) if key in r.values]
     try:
         best = min(values) if metrics.lower_is_better(key) else max(values)
     except ValueError:  # an informative-only output cannot rank anything

@@ -50,7 +50,7 @@ def test_values_hold_numbers_only_and_missing_bookkeeping_reads_as_zero():
 
 
 def test_statistic_labels_follow_the_model_kind():
-    assert [records.stat_label(k) for k in records.LOSSES[records.GAN]] == ["G loss", "D loss",
+    assert [records.stat_label(k) for k in records.LOSSES[records.ADVERSARIAL]] == ["G loss", "D loss",
                                                                              "D self-supervised loss"]
     assert [records.stat_label(k, records.AUTOENCODER) for k in records.LOSSES[records.AUTOENCODER]] == [
         "Autoencoder loss", "Reconstruction", "Latent D loss"]
@@ -68,7 +68,7 @@ def test_the_schema_loads_without_torch_or_numpy():
 
 
 @pytest.mark.parametrize("model, options, stats", [
-    ("dcgan", {"ngf": 8, "ndf": 8}, records.GAN_STATS),
+    ("dcgan", {"ngf": 8, "ndf": 8}, records.ADVERSARIAL_STATS),
     ("aae", {"ngf": 8, "nef": 8, "latent_dim": 8, "d_hidden": 16}, records.AUTOENCODER_STATS)])
 def test_the_trainer_writes_the_schema(tmp_path, model, options, stats):
     from engine.runs import Run

@@ -97,18 +97,20 @@ def test_ema_smoothing_is_debiased_like_tensorboard() -> None:
 
 
 def test_curves_against_wall_time_place_evaluations_by_the_last_training_line() -> None:
+    from engine import records
     from studio.charts import metric_names, metric_series, x_values
 
-    train = [{"kind": "train", "step": 10, "images": 160, "time": 20.0, "wall": 50.0},
-             {"kind": "train", "step": 20, "images": 320, "time": 40.0, "wall": 80.0}]
-    live = {"kind": "eval", "live": True, "step": 20, "images": 320, "time": 41.0, "swd_256": 60.0}
-    full = {"kind": "eval", "step": 20, "images": 320, "time": 45.0, "swd_2k": 50.0, "errors": {}}
+    train_lines = [{"kind": "train", "step": 10, "images": 160, "time": 20.0, "wall": 50.0},
+                   {"kind": "train", "step": 20, "images": 320, "time": 40.0, "wall": 80.0}]
+    live_line = {"kind": "eval", "live": True, "step": 20, "images": 320, "time": 41.0, "swd_256": 60.0}
+    full_line = {"kind": "eval", "step": 20, "images": 320, "time": 45.0, "swd_2k": 50.0, "errors": {}}
+    train, live = records.train_records(train_lines), records.EvalRecord.from_dict(live_line)
     assert x_values(train, "time", train) == [50.0 / 60, 80.0 / 60]
     assert x_values([live], "time", train) == [pytest.approx((41.0 + 40.0) / 60)]
     assert x_values([live], "step") == [20] and x_values([live], "images") == [0.32]
-    records = [*train, full, live]
-    assert metric_names(records) == ["swd_2k", "swd_256"]  # "live" and "wall" are no metrics
-    assert metric_series(records) == [("swd_256", True), ("swd_2k", False)]
+    lines = [*train_lines, full_line, live_line]
+    assert metric_names(lines) == ["swd_2k", "swd_256"]  # "live" and "wall" are no metrics
+    assert metric_series(lines) == [("swd_256", True), ("swd_2k", False)]
 
 
 def test_smoothed_curves_keep_the_raw_values_faintly_behind() -> None:

@@ -8,21 +8,29 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 import engine
+from engine import records
 from engine.models import list_models
+from engine.runs import Run
 from studio import charts
 from studio.monitor import growth_text
+from studio.run_table import model_kind
+from tests.conftest import tiny_config
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
 
-def _traces(records: list[dict]) -> list[str]:
-    return [trace.name for trace in charts.loss_figure(records, "r").data]
+def _traces(lines: list[dict], kind: str = records.ADVERSARIAL) -> list[str]:
+    return [trace.name for trace in charts.loss_figure(lines, "r", model_kind=kind).data]
+
+
+def _growth(line: dict) -> str | None:
+    return growth_text(records.TrainRecord.from_dict(dict(line, kind="train", step=1)))
 
 
 def test_growth_text_for_a_progressive_gan():
-    assert growth_text({"stage_resolution": 16.0, "alpha": 0.4321}) == "Growing: 16×16 px, fading in (α = 0.43)"
-    assert growth_text({"stage_resolution": 64.0, "alpha": 1.0}) == "Growing: 64×64 px, stable"
-    assert growth_text({"loss_g": 1.0}) is None
+    assert _growth({"stage_resolution": 16.0, "alpha": 0.4321}) == "Growing: 16×16 px, fading in (α = 0.43)"
+    assert _growth({"stage_resolution": 64.0, "alpha": 1.0}) == "Growing: 64×64 px, stable"
+    assert _growth({"loss_g": 1.0}) is None
 
 
 def test_loss_chart_follows_the_model_kind():
@@ -31,7 +39,20 @@ def test_loss_chart_follows_the_model_kind():
     fastgan = [dict(gan[0], d_aux=0.3)]
     assert _traces(fastgan) == ["G loss", "D loss", "D self-supervised loss", "D(x)", "D(G(z))"]
     aae = [dict(gan[0], recon=0.1)]
-    assert _traces(aae) == ["Autoencoder loss", "Reconstruction", "Latent D loss", "D(prior z)", "D(E(x))"]
+    assert _traces(aae, records.AUTOENCODER) == ["Autoencoder loss", "Reconstruction", "Latent D loss", "D(prior z)",
+                                                 "D(E(x))"]
+    assert _traces(gan, records.AUTOENCODER)[0] == "Autoencoder loss"  # the model says so, not a "recon" key
+
+
+def test_a_run_records_its_model_kind(tmp_path):
+    for name, kind in (("aae", records.AUTOENCODER), ("dcgan", records.ADVERSARIAL), ("fastgan", records.ADVERSARIAL)):
+        config = tiny_config()
+        config.model.name = name
+        run = Run(tmp_path / name)
+        run.path.mkdir()
+        run.write_config(config)
+        assert model_kind(run) == kind
+    assert model_kind(Run(tmp_path / "missing")) == records.ADVERSARIAL
 
 
 def test_the_train_form_offers_every_model(tmp_path, monkeypatch):

@@ -10,11 +10,12 @@ import imageio.v3 as iio
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from engine import records
 from engine.generator import Generator
 from engine.grid import image_grid, save_png
 
 MIN_SIDE = 128  # small samples are enlarged (nearest neighbour) so they read on the Hub page
-LOSSES = (("loss_g", "G loss", (31, 119, 180)), ("loss_d", "D loss", (214, 39, 40)))
+LOSSES = ((records.LOSS_G, (31, 119, 180)), (records.LOSS_D, (214, 39, 40)))  # statistic, colour
 
 
 def enlarge(images: np.ndarray) -> np.ndarray:
@@ -43,15 +44,15 @@ def interpolation_gif(gen: Generator, path: Path, walks: int = 4, steps: int = 2
     iio.imwrite(path, np.stack(frames), extension=".gif", duration=80, loop=0)
 
 
-def loss_curve(records: Sequence[Mapping[str, Any]], path: Path, size: tuple[int, int] = (720, 320)) -> bool:
+def loss_curve(lines: Sequence[Mapping[str, Any]], path: Path, size: tuple[int, int] = (720, 320)) -> bool:
     """Draw G and D losses against the step into a PNG; False (nothing written) with under two points."""
-    train = [r for r in records if r.get("kind") == "train" and _finite(r.get("loss_g")) and _finite(r.get("loss_d"))]
+    train = [r for r in records.train_records(lines) if all(_finite(r.values.get(key)) for key, _ in LOSSES)]
     if len(train) < 2:
         return False
     width, height = size
     left, right, top, bottom = 64, 16, 34, 40
-    steps = np.array([r["step"] for r in train], dtype=float)
-    values = np.array([[r[key] for key, _, _ in LOSSES] for r in train], dtype=float)
+    steps = np.array([r.step for r in train], dtype=float)
+    values = np.array([[r.values[key] for key, _ in LOSSES] for r in train], dtype=float)
     low, high = float(values.min()), float(values.max())
     pad = (high - low) * 0.05 or 0.5
     low, high = low - pad, high + pad
@@ -75,7 +76,8 @@ def loss_curve(records: Sequence[Mapping[str, Any]], path: Path, size: tuple[int
         draw.line((x, height - bottom, x, height - bottom + 4), fill=(120, 120, 120))
         draw.text((x - 12, height - bottom + 8), f"{step:,.0f}", fill=(60, 60, 60), font=font)
     draw.text((width / 2 - 12, height - 16), "step", fill=(60, 60, 60), font=font)
-    for column, (_, label, colour) in enumerate(LOSSES):
+    for column, (key, colour) in enumerate(LOSSES):
+        label = records.stat_label(key)
         draw.line([xy(s, v) for s, v in zip(steps, values[:, column])], fill=colour, width=2)
         key_x = left + column * 90
         draw.line((key_x, 16, key_x + 16, 16), fill=colour, width=2)

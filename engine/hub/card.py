@@ -7,31 +7,27 @@ from typing import Any, Collection, Mapping, Sequence
 
 from huggingface_hub import EvalResult, ModelCardData
 
-from engine.hf.client import LIBRARY
+from engine import records
+from engine.hub.client import LIBRARY
 from engine.metrics import display_label, list_metrics, parse_key
 
 TAGS = ["gan", "unconditional-image-generation", "gan-studio", "pytorch"]
 TASK = "unconditional-image-generation"
 SAMPLES, INTERPOLATION, LOSS = "assets/samples.png", "assets/interpolation.gif", "assets/loss.png"
 TRY_IT = "**Try it:**"
-_NOT_METRICS = ("kind", "step", "images", "time", "source", "checkpoint")
 
 
-def latest_metrics(records: Sequence[Mapping[str, Any]]) -> dict[str, tuple[float, int | None]]:
+def latest_metrics(lines: Sequence[Mapping[str, Any]]) -> dict[str, tuple[float, int | None]]:
     """The last evaluated value of every metric result key, with the step it was measured at. The live
     metric's records (a cheap training signal, not an evaluation protocol) are left out."""
     latest: dict[str, tuple[float, int | None]] = {}
-    for record in records:
-        if record.get("kind") != "eval" or record.get("live"):
-            continue
-        for key, value in record.items():
-            if key in _NOT_METRICS or not isinstance(value, (int, float)) or isinstance(value, bool):
-                continue
+    for record in records.eval_records(lines, live=False):
+        for key, value in record.values.items():
             try:
                 parse_key(key)
             except ValueError:
                 continue
-            latest[key] = (float(value), record.get("step"))
+            latest[key] = (float(value), record.step)
     return latest
 
 
@@ -91,10 +87,11 @@ def _summary(info: Mapping[str, Any]) -> str:
             "safetensors.")
 
 
-def model_card(repo_id: str, info: Mapping[str, Any], records: Sequence[Mapping[str, Any]],
+def model_card(repo_id: str, info: Mapping[str, Any], lines: Sequence[Mapping[str, Any]],
                assets: Collection[str], with_training_state: bool) -> str:
-    """README.md for a pushed generator; ``assets`` are the picture paths that were written."""
-    metrics = latest_metrics(records)
+    """README.md for a pushed generator; ``assets`` are the picture paths that were written (``lines``:
+    the run's metrics.jsonl)."""
+    metrics = latest_metrics(lines)
     parts = [f"---\n{metadata(repo_id, info, metrics)}\n---\n", f"# {repo_id.split('/')[-1]}\n", _summary(info) + "\n"]
     if SAMPLES in assets:
         parts.append(f"![Samples for seeds 0 to 15]({SAMPLES})\n\n*Seeds 0–15, truncation 1.0.*\n")

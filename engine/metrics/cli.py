@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from engine import records
 from engine.data import DatasetError, load_dataset
 from engine.device import DeviceError, detect_device
 from engine.generator import load_generator
@@ -17,8 +18,8 @@ from engine.metrics.keys import display_label, metric_key, parse_count
 from engine.metrics.registry import get_metric, list_metrics
 from engine.metrics.weights import CLI_FLAG, ENV_VAR
 from engine.runs import Run
-from engine.base.files import read_json
-from engine.base.formats import CheckpointError
+from engine.runs.files import read_json
+from engine.train.checkpoint import CheckpointError
 
 DEFAULT_METRICS = "fid,kid,is,pr,swd,nn"
 
@@ -100,9 +101,9 @@ def _run(args: argparse.Namespace) -> int:
              f"{min(num, len(dataset.images))} real images, {time.perf_counter() - start:.1f} s on {device}")
     print(_table(results, num, title))
     if results and not args.no_write:
-        run.append_metrics({"kind": "eval", "step": meta.get("step"), "images": meta.get("images"),
-                            "time": meta.get("train_seconds"), "source": "cli", "checkpoint": checkpoint.name,
-                            **results})
+        line = records.EvalRecord(meta.get("step", 0), meta.get("images", 0), meta.get("train_seconds", 0.0),
+                                  dict(results), source=records.CLI_SOURCE, checkpoint=checkpoint.name)
+        run.append_metrics(line.to_dict())
     for name, reason in results.errors.items():
         print(f"error: {name} not computed: {reason}", file=sys.stderr)
     return 1 if results.errors else 0

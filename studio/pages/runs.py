@@ -7,22 +7,21 @@ import pandas as pd
 import streamlit as st
 
 import engine
+from engine import records
 from studio import charts, settings
 from studio.errors import explain, guarded, shown_in_page
 from studio.run_table import generator_zip, summary
 
 COLUMNS = ("Run", "Status", "Dataset", "Model", "Resolution", "Steps", "Images seen", "Best metric", "Size (MB)")
-SERIES = {"G loss": ("loss_g", "train"), "D loss": ("loss_d", "train"), "D(x)": ("d_real", "train"),
-          "D(G(z))": ("d_fake", "train")}
+SERIES = {records.stat_label(key): (key, records.TRAIN) for key in records.ADVERSARIAL_STATS}
 TABLE = "runs-table"
 SHOWN = "runs:shown"  # run names in the order the table last showed them: what ticked row numbers refer to
 PICKED = "runs:picked"  # names of the ticked runs the panels below the table were drawn for
 NOTICE = "runs:notice"
 DELETING = "runs:deleting"  # the run whose Delete dialog is open
 TRAIN_PAGE = "studio/pages/train.py"
-CONTINUE = {"starting": "Watch on the Train page", "running": "Watch on the Train page",
-            "stopped": "Resume on the Train page", "failed": "Resume on the Train page",
-            "finished": "Train longer on the Train page"}
+CONTINUE = {**dict.fromkeys(engine.LIVE_STATES, "Watch on the Train page"), "stopped": "Resume on the Train page",
+            "failed": "Resume on the Train page", "finished": "Train longer on the Train page"}
 
 
 def ticked_rows() -> list[int]:
@@ -152,13 +151,14 @@ def details(run: engine.Run) -> None:
 
 def compare(runs: list[engine.Run]) -> None:
     """Overlay the chosen curve of several runs."""
-    records = {r.name: r.metrics() for r in runs}
-    metric_series = {charts.metric_label(key): (key, "eval") for recs in records.values()
-                     for key in charts.metric_names(recs)}
+    lines = {r.name: r.metrics() for r in runs}
+    metric_series = {charts.metric_label(key): (key, records.EVAL) for run_lines in lines.values()
+                     for key in charts.metric_names(run_lines)}
     series = {**SERIES, **metric_series}
-    choice = st.segmented_control("Curve", list(series), default="G loss", required=True, key="runs:curve")
+    choice = st.segmented_control("Curve", list(series), default=records.stat_label(records.LOSS_G), required=True,
+                                  key="runs:curve")
     key, kind = series[choice]
-    st.plotly_chart(charts.overlay_figure(records, key, choice, kind), key="runs-overlay")
+    st.plotly_chart(charts.overlay_figure(lines, key, choice, kind), key="runs-overlay")
 
 
 def runs_page() -> None:
