@@ -49,8 +49,8 @@ import torch  # noqa: E402
 
 from engine import records  # noqa: E402
 from engine.runs import Run  # noqa: E402
-from engine.runs.files import read_json  # noqa: E402
-from engine.train.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
+from engine.base.files import read_json  # noqa: E402
+from engine.base.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
 
 POLL = 0.002  # seconds between looks for a checkpoint write in progress
 FIRST_RECORD_TIMEOUT = 180.0

@@ -18,7 +18,7 @@ from engine.device import DeviceError, detect_device
 from engine.models import get_model, list_models
 from engine.presets import PRESETS, SIZE_CHOICES, recipe, recommended
 from engine.runs import RunLockedError
-from engine.train.checkpoint import CheckpointError
+from engine.base.formats import CheckpointError
 from engine.train.guard import DivergenceError
 from engine.train.loop import describe_error
 

@@ -18,8 +18,8 @@ from engine.metrics.keys import display_label, metric_key, parse_count
 from engine.metrics.registry import get_metric, list_metrics
 from engine.metrics.weights import CLI_FLAG, ENV_VAR
 from engine.runs import Run
-from engine.runs.files import read_json
-from engine.train.checkpoint import CheckpointError
+from engine.base.files import read_json
+from engine.base.formats import CheckpointError
 
 DEFAULT_METRICS = "fid,kid,is,pr,swd,nn"
 
