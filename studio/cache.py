@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 
 import engine
-from studio.neighbours import NeighbourIndex
+from engine.metrics.nearest import NeighbourIndex
 
 
 def version(path: str | Path) -> str:

@@ -10,9 +10,9 @@ import torch
 
 from engine import RunConflictError
 from engine.data import DatasetError
+from engine.metrics.nearest import NeighbourIndex
 from studio.errors import explain
 from studio.imaging import animation, enlarge
-from studio.neighbours import NeighbourIndex
 
 
 def frames(n: int = 4, size: int = 34) -> list[np.ndarray]:

@@ -1,9 +1,14 @@
-"""Memorisation check: how far each generated image is from its nearest training image.
+"""Memorisation check: how far a generated image is from its nearest training image.
 
-In the feature network's space (Inception pool3) when it is loaded (against the real images the statistics
-use: the whole training set when it has at most `num_samples` images), else in pixels (against every
-training image, both downscaled to at most 32×32, RMS difference on a 0–1 scale). Reported: the
-median over generated images. Values near 0 mean copies of training images.
+One pixel distance serves the metric (``nn_pixel``) and the search the studio shows (``NeighbourIndex``): the
+RMS difference, on a 0–1 scale, of the two images box-filtered down to at most 32×32. Downscaled, so that its
+cost does not grow with the resolution (the metric compares every generated image with every training image,
+on a CPU too) and pixel noise weighs less than what the image shows; RMS, so that values read the same at
+every resolution (0 identical, 1 opposite).
+
+With the feature network loaded the metric measures in its space instead (``nn_feature``: Inception pool3,
+against the real images the statistics use: the whole training set when it has at most `num_samples`
+images). Reported: the median over generated images. Values near 0 mean copies of training images.
 """
 
 from __future__ import annotations
@@ -27,6 +32,16 @@ def downscale(images: np.ndarray, size: int = PIXEL_SIZE) -> np.ndarray:
     return np.rint(blocks.mean(axis=(2, 4), dtype=np.float32)).astype(np.uint8)
 
 
+def _unit(rows: np.ndarray) -> torch.Tensor:
+    """uint8 rows as float32 on a 0–1 scale."""
+    return torch.from_numpy(rows.astype(np.float32) / 255.0)
+
+
+def pixel_rows(images: np.ndarray) -> np.ndarray:
+    """uint8 N×H×W×3 images as the uint8 rows the pixel distance compares (downscaled, flattened)."""
+    return downscale(images).reshape(len(images), -1)
+
+
 def nearest_distances(queries: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
     """For each query row, the Euclidean distance to the closest reference row (float32, chunked)."""
     best = torch.full((len(queries),), float("inf"))
@@ -38,8 +53,22 @@ def nearest_distances(queries: torch.Tensor, references: torch.Tensor) -> torch.
     return best
 
 
-def _pixels(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(downscale(images).reshape(len(images), -1).astype(np.float32) / 255.0)
+class NeighbourIndex:
+    """The training images nearest a generated image by the pixel distance, exact: every image is compared."""
+
+    def __init__(self, images: np.ndarray) -> None:
+        self.images = images
+        self._rows = pixel_rows(images)  # uint8: a quarter of the memory of float rows
+
+    def search(self, query: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+        """Indices and pixel distances of the ``k`` training images nearest the uint8 H×W×3 ``query``, nearest
+        first."""
+        q = _unit(pixel_rows(query[None]))
+        distances = torch.cat([
+            torch.cdist(q, _unit(self._rows[start : start + CHUNK]), compute_mode="donot_use_mm_for_euclid_dist")[0]
+            for start in range(0, len(self._rows), CHUNK)])
+        nearest = torch.topk(distances, min(k, len(distances)), largest=False)
+        return nearest.indices.numpy(), (nearest.values / q.shape[1] ** 0.5).numpy()
 
 
 @register_metric
@@ -54,19 +83,19 @@ class NearestTraining(Metric):
 
     def __init__(self, data: EvalData) -> None:
         super().__init__(data)
-        self.fake_pixels: list[np.ndarray] = []
+        self.fake_rows: list[np.ndarray] = []
 
     def update(self, images: np.ndarray) -> None:
         if self.data.real is None:
-            self.fake_pixels.append(downscale(images))
+            self.fake_rows.append(pixel_rows(images))
 
     def compute(self) -> dict[str, float]:
         if self.data.real is not None:
             distances = nearest_distances(self.data.fake.pool, self.data.real.pool)
             return {"nn_feature": float(distances.median())}
-        fake = torch.from_numpy(np.concatenate(self.fake_pixels).reshape(self.data.num_fake, -1)) / 255.0
+        fake = _unit(np.concatenate(self.fake_rows))
         best = torch.full((len(fake),), float("inf"))
         train = self.data.train_images
         for start in range(0, len(train), CHUNK):
-            best = torch.minimum(best, nearest_distances(fake, _pixels(train[start : start + CHUNK])))
+            best = torch.minimum(best, nearest_distances(fake, _unit(pixel_rows(train[start : start + CHUNK]))))
         return {"nn_pixel": float(best.median()) / fake.shape[1] ** 0.5}
