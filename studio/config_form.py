@@ -13,13 +13,24 @@ from typing import Any, Callable
 import streamlit as st
 
 import engine
-from engine.config import (DIFFAUGMENT_POLICIES, DIVERGENCE_ACTIONS, LOSS_KINDS, MEMORY_FORMATS, PRECISIONS,
-                           update_from_dotted)
+from engine import metrics
 from studio.monitor import plural
 
 LONGER_UNITS = ("minutes", "steps")
 SIZE_LABELS = {"auto": "Auto", "cpu": "CPU", "small-gpu": "Small GPU", "large-gpu": "Large GPU",
                "source": "Source"}
+
+
+def metric_choices() -> tuple[str, ...]:
+    """The engine's metrics, those that need no download first."""
+    return tuple(m.name for m in sorted(metrics.list_metrics(), key=lambda m: m.feature_net != "none"))
+
+
+def ranking_choices() -> tuple[str, ...]:
+    """The metric outputs that can rank checkpoints (better is lower or higher), in the order of
+    ``metric_choices``."""
+    return tuple(name for metric in map(metrics.get_metric, metric_choices())
+                 for name, output in metric.outputs.items() if output.lower_is_better is not None)
 
 
 @dataclass(frozen=True)
@@ -47,7 +58,7 @@ BASIC = (
 ADVANCED = (
     Field("loss.kind", "Loss", "bce: non-saturating GAN loss; hinge: SNGAN-style hinge loss; wgan-gp: "
           "Wasserstein loss with gradient penalty (the wgan-gp model needs it).",
-          options=LOSS_KINDS),
+          options=engine.LOSS_KINDS),
     Field("loss.label_smoothing", "Label smoothing", "One-sided: real targets become 1 − this.",
           step=0.05, fmt="%.2f"),
     Field("optim.lr_g", "Learning rate G", step=1e-5, fmt="%.1e"),
@@ -60,7 +71,7 @@ ADVANCED = (
     Field("data.flip", "Random horizontal flips"),
     Field("data.rotate_degrees", "Random rotation (degrees)", step=1.0, fmt="%.0f"),
     Field("data.diffaugment", "DiffAugment", "Differentiable augmentation of real and fake images "
-          "(helps small datasets).", options=DIFFAUGMENT_POLICIES,
+          "(helps small datasets).", options=engine.DIFFAUGMENT_POLICIES,
           to_widget=lambda s: [a for a in s.split(",") if a], from_widget=",".join),
     Field("train.seed", "Seed"),
     Field("train.log_every", "Log curves every (steps)", min_value=1),
@@ -69,23 +80,24 @@ ADVANCED = (
     Field("metrics.every_images", "Evaluate every (images)", "0 = no metrics during training.",
           step=1000),
     Field("metrics.names", "Metrics", "SWD needs no download; FID, KID, IS and precision/recall use "
-          "the Inception-v3 weights.", options=("swd", "fid", "kid", "is", "pr", "nn")),
+          "the Inception-v3 weights.", options=metric_choices()),
     Field("metrics.num_samples", "Generated images per evaluation", min_value=10, step=500),
     Field("metrics.live_samples", "Live metric samples", "Generated images of the live SWD plotted on this page "
           "(0 = off); it is measured as often as keeps it within 5 % of the training time.", step=64),
     Field("metrics.best_metric", "Keep the best checkpoint by",
-          options=("swd", "fid", "kid", "is", "precision", "recall")),
+          options=ranking_choices()),
     Field("metrics.inception_weights", "Inception weights file (offline machines)",
           "Path to weights-inception-2015-12-05-6726825d.pth; empty = download on first use "
           "(or $GAN_STUDIO_INCEPTION_WEIGHTS)."),
     Field("train.precision", "Precision", "auto: bf16 on CUDA, fp32 elsewhere.",
-          options=PRECISIONS),
+          options=engine.PRECISIONS),
     Field("train.memory_format", "Memory format", "auto: channels_last on CUDA; on a CPU whichever "
           "layout trains this model faster, timed when the run starts.",
-          options=MEMORY_FORMATS),
+          options=engine.MEMORY_FORMATS),
     Field("train.on_divergence", "If training diverges", "stop: the run fails, naming the step and what to "
           "change; rollback: back to the last finite checkpoint with halved learning rates, then on "
-          "(at most 3 times). Either way no non-finite checkpoint is ever written.", options=DIVERGENCE_ACTIONS),
+          "(at most 3 times). Either way no non-finite checkpoint is ever written.",
+          options=engine.DIVERGENCE_ACTIONS),
 )
 
 
@@ -236,7 +248,7 @@ def config_form(spec: str) -> engine.Config:
     config.data.resolution = int(resolution)
     config.model = engine.ModelConfig(name, options)
     for f in BASIC + ADVANCED:
-        update_from_dotted(config, f.key, f.from_widget(values[f.key]))
+        engine.update_from_dotted(config, f.key, f.from_widget(values[f.key]))
     return config
 
 

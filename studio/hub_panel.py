@@ -6,7 +6,6 @@ import streamlit as st
 
 import engine
 import engine.hub
-from engine.generator import HUB_PREFIX
 from studio.errors import shown_in_page
 
 EXPLORE, TRAIN = "studio/pages/explore.py", "studio/pages/train.py"
@@ -64,7 +63,7 @@ def pull_form(token: str | None) -> None:
     st.code(str(pulled.path), language=None)
     explore_col, resume_col = st.columns(2)
     if explore_col.button("Open in Explore", icon=":material/explore:", key="hub:open", width="stretch"):
-        st.session_state["gen"] = f"{HUB_PREFIX}{pulled.repo_id}"
+        st.session_state["gen"] = f"{engine.HUB_PREFIX}{pulled.repo_id}"
         st.switch_page(EXPLORE)
     if pulled.training_dir is not None and resume_col.button(
             "Make a resumable run", icon=":material/resume:", key="hub:materialise", width="stretch",
