@@ -13,7 +13,8 @@ import numpy as np
 
 from engine.data import hub_source  # noqa: F401  (registers the hf: scheme)
 from engine.data.cache import load_cached, store
-from engine.data.sources import DatasetError, register_scheme, resolve_source
+from engine.data.errors import DatasetError
+from engine.data.sources import register_scheme, resolve_source
 
 __all__ = ["DatasetError", "ImageDataset", "load_dataset", "register_scheme"]
 

@@ -23,9 +23,10 @@ from huggingface_hub.errors import RevisionNotFoundError
 
 from engine.base.environment import cache_dir
 from engine.base.files import atomic_write_json, read_json
+from engine.data.errors import DatasetError
 from engine.data.images import decode_image
-from engine.data.sources import (DatasetError, Decoded, Source, check_classes, check_decoded_size,
-                                 compact_labels, register_scheme)
+from engine.data.sources import (Decoded, Source, check_classes, check_decoded_size, compact_labels,
+                                 register_scheme)
 from engine.hf.client import api, check_repo_id, reachable
 from engine.hf.errors import NETWORK_ERRORS, HubError, hub_error
 from engine.hf.token import resolve_token

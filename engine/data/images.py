@@ -17,6 +17,8 @@ from pathlib import PurePosixPath
 import numpy as np
 from PIL import Image
 
+from engine.data.errors import DatasetError
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
 
@@ -33,8 +35,6 @@ class Limit:
         if not text:
             return self.default
         if not text.isdigit() or int(text) < 1:
-            from engine.data.sources import DatasetError  # sources imports this module
-
             raise DatasetError(f"{self.env}={text!r} is not a limit: set it to a whole number above 0, or unset it")
         return int(text)
 

@@ -50,6 +50,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from engine.base.files import file_digest
+from engine.data.errors import DatasetError
 from engine.data.images import MAX_IMAGE_PIXELS, Limit, decode_image, format_bytes, is_image_name, resize_array
 
 
@@ -71,10 +72,6 @@ CONTENT_LIMITS = (MAX_FILE_BYTES, MAX_ZIP_BYTES, MAX_IMAGE_PIXELS)  # the limits
 # What reading a corrupt or hostile archive member or array can raise (zlib, zipfile, numpy's header parser).
 READ_ERRORS = (OSError, EOFError, RuntimeError, ValueError, TypeError, SyntaxError, struct.error, zlib.error,
                zipfile.BadZipFile, OverflowError, MemoryError)
-
-
-class DatasetError(ValueError):
-    """A dataset spec or file a user supplied cannot be used."""
 
 
 class Unusable(Exception):
@@ -161,7 +158,7 @@ def compact_labels(values: np.ndarray, where: str) -> tuple[np.ndarray, list[str
 
 @register_scheme("builtin")
 def _builtin_source(spec: str, rest: str) -> Source:
-    from engine.data import faces
+    from engine.data import faces  # on use: `python -m engine.data.faces` workers must not find it imported
 
     name, _, count_text = rest.partition(":")
     if name != "faces":

@@ -63,7 +63,7 @@ def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from engine.hub.push import push_run
+    from engine.hub.push import push_run  # each subcommand imports its module when run: --help stays light
 
     result = push_run(args.run, args.repo, private=args.private, with_training_state=args.with_training_state)
     print(f"pushed {len(result.files)} files to {result.url} (commit {result.commit[:10]})", file=sys.stderr)
