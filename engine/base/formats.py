@@ -39,6 +39,13 @@ def _take(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], defa
     return value
 
 
+def _loads(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise CheckpointError(f"{where} is not valid JSON: {exc}") from None
+
+
 @dataclass(frozen=True)
 class GeneratorInfo(Mapping[str, Any]):
     """What an exported generator is: the network to build (model, options, resolution, latent size, classes)
@@ -92,10 +99,7 @@ class GeneratorInfo(Mapping[str, Any]):
 
     @classmethod
     def from_json(cls, text: str, where: str = "the generator's config") -> "GeneratorInfo":
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise CheckpointError(f"{where} is not valid JSON: {exc}") from None
+        data = _loads(text, where)
         if not isinstance(data, dict) or "format" not in data:
             raise CheckpointError(f"{where} is not a GAN Studio generator config: it names no format")
         return cls.from_dict(data, where)
@@ -161,11 +165,7 @@ class CheckpointMeta:
 
     @classmethod
     def from_json(cls, text: str, where: str = "checkpoint") -> "CheckpointMeta":
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise CheckpointError(f"{where} is not valid JSON: {exc}") from None
-        return cls.from_dict(data, where)
+        return cls.from_dict(_loads(text, where), where)
 
     def generator_info(self) -> GeneratorInfo:
         """The generator this checkpoint holds (its EMA weights), described as an export describes it."""

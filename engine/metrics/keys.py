@@ -37,6 +37,14 @@ def parse_key(key: str) -> tuple[str, int]:
     return match["output"], parse_count(match["count"])
 
 
+def output_of(key: str) -> str | None:
+    """'fid_2k' -> 'fid'; None for a key that is no metric result ('step', 'loss_g')."""
+    try:
+        return parse_key(key)[0]
+    except ValueError:
+        return None
+
+
 def display_label(key: str) -> str:
     """'fid_2k' -> 'FID-2k', 'precision_50k' -> 'Precision-50k'."""
     output, count = parse_key(key)
