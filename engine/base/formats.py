@@ -29,7 +29,7 @@ class CheckpointError(RuntimeError):
     """A checkpoint or an exported generator is missing, incomplete or of the wrong kind."""
 
 
-def _take(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], default: Any = _MISSING) -> Any:
+def _take(data: Mapping[str, Any], key: str, kind: type, default: Any = _MISSING) -> Any:
     """``data[key]`` when it is of ``kind`` (a bool is no int), ``default`` when absent; ValueError otherwise."""
     value = data.get(key, default)
     if value is _MISSING:
