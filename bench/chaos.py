@@ -47,7 +47,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the worker trains (eng
 
 import torch  # noqa: E402
 
-from engine import records  # noqa: E402
+from engine.base import records  # noqa: E402
 from engine.runs import Run  # noqa: E402
 from engine.base.files import read_json  # noqa: E402
 from engine.base.checkpoint import CheckpointError, load_checkpoint  # noqa: E402

@@ -66,7 +66,7 @@ def cpu_load(processes: int) -> Iterator[None]:
 def start_to_first_step(config: Any, runs: Path, cold: bool) -> float:
     """Seconds from start_training() until the worker logs its first step (then it is stopped)."""
     import engine
-    from engine import records
+    from engine.base import records
 
     config = copy.deepcopy(config)
     config.train.log_every, config.train.max_steps = 1, 3

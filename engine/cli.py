@@ -11,7 +11,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Sequence
 
-from engine import records
+from engine.base import records
 from engine.config import Config, ConfigError, update_from_dotted
 from engine.data import DatasetError
 from engine.device import DeviceError, detect_device

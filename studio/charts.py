@@ -11,8 +11,9 @@ from typing import Any, Iterable, Mapping, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from engine import metrics, records
-from engine.records import EvalRecord, TrainRecord
+from engine import metrics
+from engine.base import records
+from engine.base.records import EvalRecord, TrainRecord
 
 AXES = {"time": "minutes (wall clock)", "step": "step", "images": "thousand images seen"}
 D_TITLES = {records.ADVERSARIAL: "Discriminator outputs", records.AUTOENCODER: "Latent discriminator outputs"}

@@ -11,8 +11,8 @@ from typing import Any
 import streamlit as st
 
 import engine
-from engine import records
-from engine.records import EventRecord, TrainRecord
+from engine.base import records
+from engine.base.records import EventRecord, TrainRecord
 from studio import cache, charts, run_table
 from studio.errors import explain, guarded
 from studio.imaging import animation, image_grid, read_image

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import engine
-from engine import metrics, records
+from engine import metrics
+from engine.base import records
 from studio import charts
 
 

@@ -1,4 +1,4 @@
-"""The metrics.jsonl schema (engine.records): typed records read back what was written, and what the
+"""The metrics.jsonl schema (engine.base.records): typed records read back what was written, and what the
 trainer writes uses only the schema's names."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from engine import records
-from engine.records import EvalRecord, EventRecord, TrainRecord
+from engine.base import records
+from engine.base.records import EvalRecord, EventRecord, TrainRecord
 from tests.conftest import ROOT, tiny_config
 
 TRAIN_LINE = {"kind": "train", "step": 10, "images": 160, "time": 4.5, "wall": 7.25, "loss_g": 1.5, "loss_d": 0.5,
@@ -61,7 +61,7 @@ def test_statistic_labels_follow_the_model_kind():
 
 
 def test_the_schema_loads_without_torch_or_numpy():
-    code = ("import sys, engine.records; heavy = {'torch', 'numpy'} & {m.split('.')[0] for m in sys.modules}; "
+    code = ("import sys, engine.base.records; heavy = {'torch', 'numpy'} & {m.split('.')[0] for m in sys.modules}; "
             "sys.exit(sorted(heavy) or 0)")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

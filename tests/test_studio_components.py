@@ -97,7 +97,7 @@ def test_ema_smoothing_is_debiased_like_tensorboard() -> None:
 
 
 def test_curves_against_wall_time_place_evaluations_by_the_last_training_line() -> None:
-    from engine import records
+    from engine.base import records
     from studio.charts import metric_names, metric_series, x_values
 
     train_lines = [{"kind": "train", "step": 10, "images": 160, "time": 20.0, "wall": 50.0},

@@ -8,7 +8,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 import engine
-from engine import records
+from engine.base import records
 from engine.models import list_models
 from engine.runs import Run
 from studio import charts

@@ -10,7 +10,7 @@ import imageio.v3 as iio
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from engine import records
+from engine.base import records
 from engine.generator import Generator
 from engine.grid import image_grid, save_png
 

@@ -7,7 +7,7 @@ from typing import Any, Collection, Mapping, Sequence
 
 from huggingface_hub import EvalResult, ModelCardData
 
-from engine import records
+from engine.base import records
 from engine.hf.client import LIBRARY
 from engine.metrics import display_label, list_metrics, parse_key
 

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from engine import records
+from engine.base import records
 from engine.data import DatasetError, load_dataset
 from engine.device import DeviceError, detect_device
 from engine.generator import load_generator

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 import engine
-from engine import records
+from engine.base import records
 from studio import charts, settings
 from studio.errors import explain, guarded, shown_in_page
 from studio.run_table import generator_zip, summary
