@@ -6,7 +6,7 @@ import torch
 
 from engine import load_generator
 from engine.config import ConfigError
-from engine.models.losses import WassersteinGPLoss
+from engine.models.losses import WassersteinGPLoss, interpolates
 from engine.models import build_model, get_model, list_models
 from engine.presets import PRESETS, RECOMMENDED, SIZES, recipe, suggested_config
 from engine.train import Trainer
@@ -29,7 +29,7 @@ def test_shapes_at_every_supported_resolution(name):
         images = pair.generator(torch.randn(2, pair.latent_dim), labels)
         assert images.shape == (2, 3, resolution, resolution) and images.abs().max() <= 1
         judged = images if pair.encoder is None else pair.encoder(images)
-        assert (info.training == "autoencoder") == (pair.encoder is not None)
+        assert (info.capabilities.step == "autoencoder") == (pair.encoder is not None)
         assert judged.shape[0] == 2 and pair.discriminator(judged, labels).shape == (2,)
         assert pair.num_classes == (5 if info.conditional else 0)
 
@@ -85,7 +85,7 @@ def test_suggested_config_is_the_recommended_recipe_at_the_cpu_size():
 def test_wgan_gp_penalty_uses_interpolates_and_pulls_gradient_norms_to_one():
     loss = WassersteinGPLoss(gp_weight=10.0)
     real, fake = torch.rand(8, 3, 4, 4), -torch.rand(8, 3, 4, 4)
-    mixed = loss.interpolates(real, fake, torch.rand(8, 1, 1, 1, generator=torch.Generator().manual_seed(0)))
+    mixed = interpolates(real, fake, torch.rand(8, 1, 1, 1, generator=torch.Generator().manual_seed(0)))
     eps = ((mixed - fake) / (real - fake)).flatten(1)
     assert torch.allclose(eps, eps[:, :1].expand_as(eps), atol=1e-5) and (eps >= 0).all() and (eps <= 1).all()
 
@@ -94,7 +94,7 @@ def test_wgan_gp_penalty_uses_interpolates_and_pulls_gradient_norms_to_one():
         critic.weight.mul_(5.0 / critic.weight.norm())  # gradient norm 5 everywhere
     opt = torch.optim.Adam(critic.parameters(), lr=0.05)
     for _ in range(200):
-        mixed = loss.interpolates(real, fake, torch.rand(8, 1, 1, 1, generator=torch.Generator().manual_seed(1)))
+        mixed = interpolates(real, fake, torch.rand(8, 1, 1, 1, generator=torch.Generator().manual_seed(1)))
         penalty = loss.penalty(mixed, critic(mixed.flatten(1)).flatten())
         opt.zero_grad()
         penalty.backward()

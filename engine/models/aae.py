@@ -8,12 +8,11 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from engine.config import ConfigError
 from engine.models.dcgan import DCGANGenerator, DCGANOptions, dcgan_init
-from engine.models.registry import GanPair, choice, register_model
+from engine.models.registry import Capabilities, GanPair, choice, register_model
 
 
 @dataclass
@@ -32,7 +31,7 @@ class AAEOptions:
 
 class Encoder(nn.Module):
     """Strided convs with BatchNorm (the DCGAN discriminator's layout) down to 4×4, then a linear
-    map to the code. Carries the objective's settings so the training step can read them."""
+    map to the code."""
 
     def __init__(self, opts: AAEOptions, resolution: int) -> None:
         super().__init__()
@@ -47,16 +46,9 @@ class Encoder(nn.Module):
             cin = cout
         self.features = nn.Sequential(*layers)
         self.code = nn.Linear(cin * 16, opts.latent_dim)
-        self.reconstruction = opts.reconstruction
-        self.adversarial_weight = opts.adversarial_weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.code(self.features(x).flatten(1))
-
-    def reconstruction_loss(self, recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if self.reconstruction == "l1":
-            return F.l1_loss(recon, target)
-        return F.mse_loss(recon, target)
 
 
 class LatentDiscriminator(nn.Module):
@@ -71,23 +63,9 @@ class LatentDiscriminator(nn.Module):
         return self.net(code).flatten()
 
 
-class Autoencoder(nn.Module):
-    """Encoder and decoder as one module, so one forward (and one DDP wrapper) covers both."""
-
-    def __init__(self, encoder: Encoder, decoder: nn.Module) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.decoder = decoder
-
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(code, reconstruction) of a batch of images."""
-        code = self.encoder(x)
-        return code, self.decoder(code, labels)
-
-
 @register_model("aae", "Adversarial autoencoder (Makhzani et al. 2015): conv encoder, DCGAN decoder, "
                 "discriminator on the latent code", (32, 64, 128, 256), AAEOptions, loss="bce",
-                training="autoencoder")
+                capabilities=Capabilities(step="autoencoder"))
 def build_aae(opts: AAEOptions, resolution: int, num_classes: int) -> GanPair:
     if opts.latent_dim < 1 or opts.ngf < 1 or opts.nef < 1 or opts.d_hidden < 1:
         raise ConfigError("aae latent_dim, ngf, nef and d_hidden must be positive")
@@ -98,4 +76,5 @@ def build_aae(opts: AAEOptions, resolution: int, num_classes: int) -> GanPair:
     dcgan_init(decoder)
     encoder = Encoder(opts, resolution)
     dcgan_init(encoder)
-    return GanPair(decoder, LatentDiscriminator(opts.latent_dim, opts.d_hidden), opts.latent_dim, encoder=encoder)
+    return GanPair(decoder, LatentDiscriminator(opts.latent_dim, opts.d_hidden), opts.latent_dim, encoder=encoder,
+                   objective={"reconstruction": opts.reconstruction, "adversarial_weight": opts.adversarial_weight})

@@ -14,7 +14,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from engine.config import ConfigError
 from engine.models.dcgan import dcgan_init
-from engine.models.registry import GanPair, register_model
+from engine.models.registry import Capabilities, GanPair, register_model
 
 # Channels at each feature resolution, as multiples of ngf / ndf (the paper's table).
 _WIDTH = {4: 16, 8: 8, 16: 4, 32: 2, 64: 2, 128: 1, 256: 0.5, 512: 0.25}
@@ -183,7 +183,8 @@ class FastGANDiscriminator(nn.Module):
 
 
 @register_model("fastgan", "FastGAN-style (Liu et al. 2021): skip-layer excitation G, self-supervised D; "
-                "for small datasets with DiffAugment", (32, 64, 128, 256), FastGANOptions, loss="hinge")
+                "for small datasets with DiffAugment", (32, 64, 128, 256), FastGANOptions, loss="hinge",
+                capabilities=Capabilities(aux_loss=True))
 def build_fastgan(opts: FastGANOptions, resolution: int, num_classes: int) -> GanPair:
     if opts.latent_dim < 1 or opts.ngf < 1 or opts.ndf < 1:
         raise ConfigError("fastgan latent_dim, ngf and ndf must be positive")

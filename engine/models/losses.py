@@ -1,18 +1,93 @@
-"""Adversarial losses, one class each, with a D phase and a G phase."""
+"""Adversarial losses, one class each, registered by name with what the studio shows about them.
+
+A loss has a D phase and a G phase on D's raw outputs. One that adds a penalty on images between
+real and fake (WGAN-GP) says so with ``uses_interpolates = True``: the training step then makes
+interpolates from the loop's noise (``interpolates``) and adds ``penalty`` on them to the D loss.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 import torch
 import torch.nn.functional as F
 
-from engine.config import LOSS_KINDS, MAX_LABEL_SMOOTHING, ConfigError, LossConfig
+from engine.config import ConfigError, LossConfig
 
 
-class NonSaturatingLoss:
+class Loss:
+    """The interface every registered loss implements."""
+
+    uses_interpolates = False  # True: the D step adds penalty() on interpolates between real and fake
+    probability_logits = False  # True: D's outputs are logits of a probability (shown through a sigmoid)
+
+    def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def penalty(self, mixed: torch.Tensor, mixed_logits: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} has no interpolate penalty")
+
+    @classmethod
+    def from_config(cls, cfg: LossConfig) -> "Loss":
+        return cls()
+
+
+@dataclass(frozen=True)
+class LossInfo:
+    """A registered loss as shown to users."""
+
+    name: str  # the loss.kind value
+    label: str
+    description: str
+    uses_interpolates: bool
+    build: Callable[[LossConfig], Loss]
+
+
+_LOSSES: dict[str, LossInfo] = {}
+L = TypeVar("L", bound=type[Loss])
+
+
+def register_loss(name: str, label: str, description: str) -> Callable[[L], L]:
+    """Class decorator: make a Loss subclass available as ``loss.kind=name``."""
+
+    def add(cls: L) -> L:
+        _LOSSES[name] = LossInfo(name, label, description, cls.uses_interpolates, cls.from_config)
+        return cls
+
+    return add
+
+
+def list_losses() -> list[LossInfo]:
+    return list(_LOSSES.values())
+
+
+def get_loss(name: str) -> LossInfo:
+    if name not in _LOSSES:
+        raise ConfigError(f"loss.kind must be one of {', '.join(_LOSSES)}, got {name!r}")
+    return _LOSSES[name]
+
+
+def build_loss(cfg: LossConfig) -> Loss:
+    return get_loss(cfg.kind).build(cfg)
+
+
+@register_loss("bce", "Non-saturating (BCE)", "Binary cross-entropy on D's logits with the non-saturating G loss "
+               "(Goodfellow et al. 2014); loss.label_smoothing makes real targets 1 − s.")
+class NonSaturatingLoss(Loss):
     """BCE with logits (Goodfellow et al. 2014, non-saturating G), one-sided label smoothing."""
+
+    probability_logits = True
 
     def __init__(self, label_smoothing: float = 0.0) -> None:
         self.real_target = 1.0 - label_smoothing
+
+    @classmethod
+    def from_config(cls, cfg: LossConfig) -> "NonSaturatingLoss":
+        return cls(cfg.label_smoothing)
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         real = F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, self.real_target))
@@ -23,7 +98,8 @@ class NonSaturatingLoss:
         return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
 
 
-class HingeLoss:
+@register_loss("hinge", "Hinge", "SNGAN-style hinge loss (Lim & Ye 2017; Miyato et al. 2018).")
+class HingeLoss(Loss):
     """Hinge loss (Lim & Ye 2017; Miyato et al. 2018)."""
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -33,12 +109,20 @@ class HingeLoss:
         return -fake_logits.mean()
 
 
-class WassersteinGPLoss:
+@register_loss("wgan-gp", "Wasserstein + gradient penalty", "Wasserstein critic loss with λ·(‖∇D(x̂)‖ − 1)² on "
+               "interpolates (Gulrajani et al. 2017); λ is loss.gp_weight. The wgan-gp model needs it.")
+class WassersteinGPLoss(Loss):
     """WGAN-GP (Gulrajani et al. 2017): critic scores, plus λ·(‖∇D(x̂)‖₂ − 1)² on random
     interpolates x̂ between real and fake images."""
 
+    uses_interpolates = True
+
     def __init__(self, gp_weight: float = 10.0) -> None:
         self.gp_weight = gp_weight
+
+    @classmethod
+    def from_config(cls, cfg: LossConfig) -> "WassersteinGPLoss":
+        return cls(cfg.gp_weight)
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         return fake_logits.mean() - real_logits.mean()
@@ -46,24 +130,12 @@ class WassersteinGPLoss:
     def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
         return -fake_logits.mean()
 
-    @staticmethod
-    def interpolates(real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        """eps·real + (1 − eps)·fake per sample; ``eps`` is U[0, 1) of shape N×1×1×1."""
-        return (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
-
     def penalty(self, mixed: torch.Tensor, mixed_logits: torch.Tensor) -> torch.Tensor:
         """λ·E[(‖∇ₓ D(x̂)‖₂ − 1)²], differentiable w.r.t. D's parameters."""
         (grad,) = torch.autograd.grad(mixed_logits.sum(), mixed, create_graph=True)
         return self.gp_weight * (grad.flatten(1).norm(dim=1) - 1).square().mean()
 
 
-def build_loss(cfg: LossConfig) -> NonSaturatingLoss | HingeLoss | WassersteinGPLoss:
-    if not 0.0 <= cfg.label_smoothing < MAX_LABEL_SMOOTHING:
-        raise ConfigError(f"loss.label_smoothing must be in [0, {MAX_LABEL_SMOOTHING}), got {cfg.label_smoothing}")
-    if cfg.kind == "bce":
-        return NonSaturatingLoss(cfg.label_smoothing)
-    if cfg.kind == "hinge":
-        return HingeLoss()
-    if cfg.kind == "wgan-gp":
-        return WassersteinGPLoss(cfg.gp_weight)
-    raise ConfigError(f"unknown loss {cfg.kind!r}: choose {', '.join(LOSS_KINDS)}")
+def interpolates(real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """eps·real + (1 − eps)·fake per sample (``eps`` U[0, 1) of shape N×1×1×1), with gradients."""
+    return (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.config import ConfigError
-from engine.models.registry import GanPair, register_model
+from engine.models.registry import Capabilities, GanPair, register_model
 
 
 @dataclass
@@ -262,7 +262,8 @@ class ProgressiveDiscriminator(_Growing):
 
 
 @register_model("progressive", "Progressive GAN (Karras et al. 2018), simplified: grows from 4×4/8×8 with "
-                "fade-in, minibatch-stddev, equalised LR", (32, 64, 128, 256), ProgressiveOptions)
+                "fade-in, minibatch-stddev, equalised LR", (32, 64, 128, 256), ProgressiveOptions,
+                capabilities=Capabilities(grows=True))
 def build_progressive(opts: ProgressiveOptions, resolution: int, num_classes: int) -> GanPair:
     if opts.latent_dim < 1 or opts.fmap_max < 1 or opts.fmap_base < resolution:
         raise ConfigError(f"progressive latent_dim and fmap_max must be positive and fmap_base at least the "

@@ -1,26 +1,74 @@
-"""Model registry: name -> (options dataclass, builder). Adding a model is one file + one line."""
+"""Model registry: name -> (options dataclass, builder, capabilities). Adding a model is one file + one line.
+
+A model declares what the training loop needs to know about it (``Capabilities``): which training
+step it takes and which optional hooks its networks implement (the Protocols below). The loop
+dispatches on the declaration and imports no model module; ``build_model`` checks that the built
+networks really have the hooks declared.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, runtime_checkable
 
+import torch
 from torch import nn
 
 from engine.config import ConfigError, dataclass_from_dict
 
+TRAINING_STEPS = ("adversarial", "autoencoder")  # the steps engine.train implements (engine/train/steps.py)
+
+
+@runtime_checkable
+class Growing(Protocol):
+    """A network that changes with the images seen (progressive growing): the loop calls
+    ``set_progress`` on G, D and the EMA copy before every step."""
+
+    def set_progress(self, images: int) -> None: ...
+
+
+@runtime_checkable
+class ReportsGrowth(Protocol):
+    """A growing generator's state for the training log (e.g. stage_resolution, alpha)."""
+
+    def progress_info(self) -> dict[str, float]: ...
+
+
+@runtime_checkable
+class AuxDiscriminator(Protocol):
+    """A discriminator with a self-supervised loss on real images (FastGAN's decoders)."""
+
+    def forward_with_aux(self, x: torch.Tensor, labels: torch.Tensor | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What the training loop needs to know about a model, declared when it is registered."""
+
+    step: str = "adversarial"  # adversarial: D judges images; autoencoder: encoder + decoder, D judges codes
+    grows: bool = False  # G and D are Growing, G ReportsGrowth (its state joins the training log)
+    aux_loss: bool = False  # D is an AuxDiscriminator: its aux loss on real images joins the D loss
+
+    def __post_init__(self) -> None:
+        if self.step not in TRAINING_STEPS:
+            raise ValueError(f"training step must be one of {', '.join(TRAINING_STEPS)}, not {self.step!r}")
+
 
 @dataclass
 class GanPair:
-    """What a builder returns: the two networks, the latent size, and an encoder for autoencoders."""
+    """What a builder returns: the two networks, the latent size, an encoder for autoencoders, and
+    the settings the model's training step reads (``objective``, e.g. an autoencoder's
+    reconstruction loss and adversarial weight)."""
 
     generator: nn.Module
     discriminator: nn.Module
     latent_dim: int
     num_classes: int = 0
     encoder: nn.Module | None = None  # image -> latent (adversarial autoencoders)
+    objective: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -36,7 +84,7 @@ class ModelInfo:
     choices: dict[str, tuple[str, ...]]  # options limited to a few values
     conditional: bool  # needs the dataset's class labels
     loss: str | None  # the loss kind the model is defined with, if it needs one
-    training: str  # "gan": D judges images; "autoencoder": encoder + decoder, D judges latent codes
+    capabilities: Capabilities
 
 
 _MODELS: dict[str, ModelInfo] = {}
@@ -44,7 +92,8 @@ MAX_OPTION = 2**31 - 1  # widths, sizes and image counts; sizes that large are r
 
 
 def register_model(name: str, description: str, resolutions: tuple[int, ...], options_type: type,
-                   conditional: bool = False, loss: str | None = None, training: str = "gan"
+                   conditional: bool = False, loss: str | None = None,
+                   capabilities: Capabilities = Capabilities()
                    ) -> Callable[[Callable[[Any, int, int], GanPair]], Callable[[Any, int, int], GanPair]]:
     """Decorator for ``build(options, resolution, num_classes) -> GanPair``."""
 
@@ -53,7 +102,7 @@ def register_model(name: str, description: str, resolutions: tuple[int, ...], op
         choices = {f.name: tuple(f.metadata["choices"]) for f in dataclasses.fields(options_type)
                    if "choices" in f.metadata}
         _MODELS[name] = ModelInfo(name, description, resolutions, defaults, build, options_type, choices,
-                                  conditional, loss, training)
+                                  conditional, loss, capabilities)
         return build
 
     return add
@@ -112,4 +161,20 @@ def build_model(name: str, options: dict[str, Any], resolution: int, num_classes
     if info.conditional and num_classes < 2:
         raise ConfigError(f"model {name} is class-conditional: train it on a dataset with at least two classes "
                           "(sub-folders, or builtin:faces)")
-    return info.build(_parse_options(info, options), resolution, num_classes if info.conditional else 0)
+    pair = info.build(_parse_options(info, options), resolution, num_classes if info.conditional else 0)
+    _check_capabilities(info, pair)
+    return pair
+
+
+def _check_capabilities(info: ModelInfo, pair: GanPair) -> None:
+    """The built networks implement what the model declared (a model author's mistake, said plainly)."""
+    caps = info.capabilities
+    missing = [what for what, ok in (
+        ("Growing generator", not caps.grows or isinstance(pair.generator, Growing)),
+        ("ReportsGrowth generator", not caps.grows or isinstance(pair.generator, ReportsGrowth)),
+        ("Growing discriminator", not caps.grows or isinstance(pair.discriminator, Growing)),
+        ("AuxDiscriminator", not caps.aux_loss or isinstance(pair.discriminator, AuxDiscriminator)),
+        ("encoder", (caps.step == "autoencoder") == (pair.encoder is not None))) if not ok]
+    if missing:
+        raise TypeError(f"model {info.name} declares {caps} but its builder's networks do not match: "
+                        f"{', '.join(missing)}")

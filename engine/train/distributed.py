@@ -15,6 +15,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from engine.models import Capabilities
+
 T = TypeVar("T")
 
 
@@ -37,15 +39,15 @@ class DistInfo:
 class DiscriminatorPair(nn.Module):
     """D on real and fake in one forward call, so DDP sees one forward per backward."""
 
-    def __init__(self, discriminator: nn.Module) -> None:
+    def __init__(self, discriminator: nn.Module, aux_loss: bool) -> None:
         super().__init__()
         self.discriminator = discriminator
-        self.has_aux = hasattr(discriminator, "forward_with_aux")
+        self.has_aux = aux_loss
 
     def forward(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None = None,
                 mixed: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Logits "real" and "fake"; "mixed" when interpolates for a gradient penalty are given;
-        "aux" (D's self-supervised loss on the real batch) when D has one."""
+        "aux" (D's self-supervised loss on the real batch) when D has one (an AuxDiscriminator)."""
         if self.has_aux:
             real_logits, aux = self.discriminator.forward_with_aux(real, labels)
             out = {"real": real_logits, "aux": aux}
@@ -74,17 +76,17 @@ def setup() -> DistInfo:
     return DistInfo(rank, world_size, device, local_rank)
 
 
-def wrap(generator: nn.Module, discriminator: nn.Module, info: DistInfo, sync_batchnorm: bool
-         ) -> tuple[nn.Module, nn.Module]:
+def wrap(generator: nn.Module, discriminator: nn.Module, info: DistInfo, sync_batchnorm: bool,
+         capabilities: Capabilities) -> tuple[nn.Module, nn.Module]:
     """The modules the training step calls: plain in one process, DDP under torchrun."""
-    pair = DiscriminatorPair(discriminator)
+    pair = DiscriminatorPair(discriminator, capabilities.aux_loss)
     if not info.active:
         return generator, pair
     if sync_batchnorm:
         generator = nn.SyncBatchNorm.convert_sync_batchnorm(generator)
         pair = nn.SyncBatchNorm.convert_sync_batchnorm(pair)
     ids = [info.device.index] if info.device is not None and info.device.type == "cuda" else None
-    growing = hasattr(generator, "set_progress")  # a progressive GAN leaves its later blocks unused for a while
+    growing = capabilities.grows  # a growing model leaves its later blocks unused for a while
     return (DistributedDataParallel(generator, device_ids=ids, find_unused_parameters=growing),
             DistributedDataParallel(pair, device_ids=ids, find_unused_parameters=growing))
 

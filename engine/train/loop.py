@@ -17,6 +17,8 @@ import numpy as np
 import torch
 
 from engine import metrics
+from engine.base.checkpoint import CheckpointError, load_checkpoint, restore_optimizer, save_checkpoint, split_prefix
+from engine.base.files import atomic_write
 from engine.config import LR_SCALINGS, Config, ConfigError, MetricsConfig, OptimConfig
 from engine.data import load_dataset
 from engine.data.augment import Augmenter, BatchRandom
@@ -25,20 +27,16 @@ from engine.device import configure_backends, detect_device, use_bf16
 from engine.expectations import record_speed
 from engine.grid import image_grid, save_png, to_uint8
 from engine.metrics.live import LiveSchedule, LiveSWD
-from engine.models import GanPair, build_loss, build_model, check_model_size, get_model, resolve_options
-from engine.models.aae import Autoencoder
+from engine.models import GanPair, build_loss, build_model, check_model_config, check_model_size, resolve_options
 from engine.runs import LAUNCH_ENV, Run, RunLock, file_clock
-from engine.runs.files import atomic_write
 from engine.train import distributed
 from engine.train.init import initial_weights
-from engine.train.checkpoint import (CheckpointError, load_checkpoint, restore_optimizer,
-                                     save_checkpoint, split_prefix)
 from engine.train.ema import EMA
 from engine.train.guard import (Divergence, DivergenceError, advice, describe_stats, describe_tensors,
                                 halve_learning_rates, nonfinite_stats, nonfinite_tensors, state_tensors)
 from engine.train.layout import wants_channels_last
 from engine.train.resume import apply_optimizer_settings, check_resumable
-from engine.train.steps import AdversarialStep, AutoencoderStep
+from engine.train.steps import STEPS, Autoencoder, Batch, StepParts
 
 log = logging.getLogger(__name__)
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -107,9 +105,7 @@ class Trainer:
         if config.train.sync_batchnorm and self.dist.active and self.device.type != "cuda":
             raise ConfigError("train.sync_batchnorm needs CUDA devices (PyTorch's SyncBatchNorm); "
                               "turn it off for CPU processes")
-        required = get_model(config.model.name).loss
-        if required and config.loss.kind != required:
-            raise ConfigError(f"model {config.model.name} trains with loss.kind={required}, not {config.loss.kind}")
+        self.capabilities = check_model_config(config).capabilities
         self.loss = build_loss(config.loss)
         if config.metrics.every_images:
             check_metrics(config.metrics)
@@ -147,7 +143,8 @@ class Trainer:
         self.E = pair.encoder.to(self.device, memory_format=memory_format) if pair.encoder is not None else None
         self.ema = EMA(self.G, config.optim.ema_halflife_images, config.optim.ema_rampup)
         trained = Autoencoder(self.E, self.G) if self.E is not None else self.G
-        self.G_train, self.D_train = distributed.wrap(trained, self.D, self.dist, config.train.sync_batchnorm)
+        self.G_train, self.D_train = distributed.wrap(trained, self.D, self.dist, config.train.sync_batchnorm,
+                                                      self.capabilities)
         self.D_judge = self.D  # D as the G step calls it (compiled with the rest when asked)
         if config.train.compile != "off":
             self.G_train, self.D_train, self.D_judge = compiled(config.train.compile, self.G_train, self.D_train,
@@ -156,10 +153,12 @@ class Trainer:
         self.opt_g = torch.optim.Adam(trained.parameters(), fused=fused)
         self.opt_d = torch.optim.Adam(self.D.parameters(), fused=fused)
         self._apply_optim_config()
-        self.step_fn = AutoencoderStep(self) if self.E is not None else AdversarialStep(self)
         self.aug = Augmenter(self.device, config.train.seed, config.data.flip, config.data.rotate_degrees,
                              config.data.diffaugment, self.dist.rank, self.dist.world_size)
         self.noise = BatchRandom(self.device, config.train.seed * 7 + 1, self.dist.rank, self.dist.world_size)
+        parts = StepParts(self.G_train, self.D_train, self.D_judge, self.D, self.opt_g, self.opt_d, self.loss,
+                          self.aug.diff, self.autocast, self.loss.probability_logits, pair.objective)
+        self.step_fn = STEPS[self.capabilities.step](parts, config.optim.n_critic, self.capabilities.aux_loss)
         fixed = torch.Generator().manual_seed(config.train.seed + 1)
         self.fixed_z = torch.randn(config.train.grid_size, self.latent_dim, generator=fixed).to(self.device)
         self.best: dict[str, Any] = {}
@@ -241,9 +240,9 @@ class Trainer:
                                       ) from None
 
     def _set_progress(self) -> None:
-        """Let growing models (progressive GAN) follow the images seen."""
-        for module in (self.G, self.D, self.ema.ema):
-            if hasattr(module, "set_progress"):
+        """Let a growing model (``Capabilities.grows``: the progressive GAN) follow the images seen."""
+        if self.capabilities.grows:
+            for module in (self.G, self.D, self.ema.ema):
                 module.set_progress(self.images)
 
     def _state_tensors(self) -> dict[str, torch.Tensor]:
@@ -355,19 +354,20 @@ class Trainer:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def real_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """This rank's share of the next global batch, augmented, and its labels."""
+    def draw(self) -> Batch:
+        """This rank's share of the next global batch (augmented, with its labels), its latents, and the
+        interpolation weights when the loss takes a penalty on interpolates; the global draws are the
+        same for any process count."""
         real, labels = self.data.take(self.config.train.batch_size, self.channels_last)
-        return self.aug.real(real), labels
-
-    def z(self) -> torch.Tensor:
-        """This rank's latents of the global batch (the same global latents for any process count)."""
-        return self.noise.normal((self.local_batch, self.latent_dim))
+        real = self.aug.real(real)
+        z = self.noise.normal((self.local_batch, self.latent_dim))
+        mix = self.noise.uniform((self.local_batch, 1, 1, 1)) if self.loss.uses_interpolates else None
+        return Batch(real, labels, z, mix)
 
     def train_step(self) -> torch.Tensor:
         """One step of the model's kind; its statistics (``step_fn.names``) stay on the device."""
         self._set_progress()
-        stats = self.step_fn()
+        stats = self.step_fn([self.draw() for _ in range(self.step_fn.batches)])
         self.images += self.config.train.batch_size
         self.ema.update(self.G, self.config.train.batch_size, self.images)
         self.step += 1
@@ -408,7 +408,7 @@ class Trainer:
             record["errors"] = {name: str(exc) for name in cfg.names}
         self.run.append_metrics(record)
         wanted = self.config.metrics.best_metric
-        key = next((k for k, v in record.items() if isinstance(v, float) and _output_of(k) == wanted), None)
+        key = next((k for k, v in record.items() if isinstance(v, float) and metrics.output_of(k) == wanted), None)
         if key is not None:
             self._track_best(record, key)
         return record
@@ -501,7 +501,7 @@ class Trainer:
                   "wall": round(self.wall_seconds(), 3), **dict(zip(self.step_fn.names, values)),
                   "img_per_sec": img_per_sec,
                   "lr_g": self.opt_g.param_groups[0]["lr"], "lr_d": self.opt_d.param_groups[0]["lr"]}
-        if hasattr(self.G, "progress_info"):
+        if self.capabilities.grows:
             record.update(self.G.progress_info())
         if self.dist.is_main:
             self.run.append_metrics(record)
@@ -708,13 +708,6 @@ def check_metrics(cfg: MetricsConfig) -> None:
         metrics.lower_is_better(cfg.best_metric)
     except ValueError as exc:
         raise ConfigError(f"metrics.best_metric: {exc}; use e.g. swd, fid, kid, is, precision") from None
-
-
-def _output_of(key: str) -> str | None:
-    try:
-        return metrics.parse_key(key)[0]
-    except ValueError:
-        return None
 
 
 def describe_error(exc: BaseException) -> str:
