@@ -7,6 +7,10 @@ import os
 import torch
 
 
+OUT_OF_MEMORY_ADVICE = ("lower the batch size, the model width (model.options ngf/ndf) or the resolution, or close "
+                        "other programs")
+
+
 class DeviceError(RuntimeError):
     """The requested device is not available on this machine."""
 

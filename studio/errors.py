@@ -14,7 +14,7 @@ import torch
 from engine import CheckpointError, RunConflictError
 from engine.config import ConfigError
 from engine.data import DatasetError
-from engine.device import DeviceError
+from engine.device import OUT_OF_MEMORY_ADVICE, DeviceError
 from engine.hub import HubError
 
 log = logging.getLogger("gan_studio")
@@ -28,8 +28,7 @@ _USER_ERRORS = (CheckpointError, ConfigError, DatasetError, DeviceError, FileExi
 def explain(exc: BaseException, action: str) -> str:
     """One sentence saying what went wrong while trying to ``action`` and what to do about it."""
     if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
-        return (f"Not enough memory to {action}. Try a smaller batch size, resolution or model "
-                "width, or close other programs.")
+        return f"Not enough memory to {action}: {OUT_OF_MEMORY_ADVICE}."
     if isinstance(exc, zipfile.BadZipFile):
         return f"Could not {action}: the file is not a valid .zip archive."
     if isinstance(exc, HubError):  # already says what it tried, on which repo, and the fix

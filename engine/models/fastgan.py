@@ -4,7 +4,6 @@ hinge loss; meant to be used with DiffAugment."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -15,6 +14,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from engine.config import ConfigError
 from engine.models.dcgan import dcgan_init
 from engine.models.registry import Capabilities, GanPair, register_model
+from engine.models.shapes import doublings
 
 # Channels at each feature resolution, as multiples of ngf / ndf (the paper's table).
 _WIDTH = {4: 16, 8: 8, 16: 4, 32: 2, 64: 2, 128: 1, 256: 0.5, 512: 0.25}
@@ -32,11 +32,6 @@ class FastGANOptions:
 
 def _width(scale: int, resolution: int) -> int:
     return max(1, int(_WIDTH[resolution] * scale))
-
-
-def _doublings(first: int, last: int) -> list[int]:
-    """first, 2·first, …, last (empty when last < first)."""
-    return [first * 2 ** i for i in range(int(math.log2(last // first)) + 1)] if last >= first else []
 
 
 def _up_block(cin: int, cout: int, two_convs: bool = False) -> nn.Sequential:
@@ -73,9 +68,9 @@ class FastGANGenerator(nn.Module):
         self.init = nn.Sequential(nn.ConvTranspose2d(opts.latent_dim, 2 * width(4), 4, 1, 0, bias=False),
                                   nn.BatchNorm2d(2 * width(4)), nn.GLU(1))
         self.ups = nn.ModuleDict({str(r): _up_block(width(r // 2), width(r), r in _TWO_CONV)
-                                  for r in _doublings(8, resolution)})
+                                  for r in doublings(8, resolution)})
         self.sle = nn.ModuleDict({f"{r}_{8 * r}": SkipLayerExcitation(width(r), width(8 * r))
-                                  for r in _doublings(4, resolution // 8)})
+                                  for r in doublings(4, resolution // 8)})
         self.to_rgb = nn.Sequential(nn.Conv2d(width(resolution), 3, 3, 1, 1, bias=False), nn.Tanh())
         dcgan_init(self)
 
@@ -114,7 +109,7 @@ class Decoder(nn.Module):
     def __init__(self, cin: int, ndf: int, size: int) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        for r in _doublings(16, size):
+        for r in doublings(16, size):
             cout = _width(max(1, ndf // 2), r)
             layers.append(_up_block(cin, cout))
             cin = cout
@@ -137,7 +132,7 @@ class FastGANDiscriminator(nn.Module):
         self.decode_size = min(resolution // 2, 64)
         self.stem = nn.Sequential(nn.Conv2d(3, width(resolution), 3, 1, 1, bias=False), nn.LeakyReLU(0.2))
         self.downs = nn.ModuleDict({str(r // 2): DownBlockComp(width(r), width(r // 2))
-                                    for r in reversed(_doublings(16, resolution))})
+                                    for r in reversed(doublings(16, resolution))})
         self.head = nn.Sequential(nn.Conv2d(width(8), width(8), 1, 1, 0, bias=False), nn.BatchNorm2d(width(8)),
                                   nn.LeakyReLU(0.2), nn.Conv2d(width(8), 1, 4, 1, 0, bias=False))
         self.decoder_full = Decoder(width(8), opts.ndf, self.decode_size)

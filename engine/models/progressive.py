@@ -19,6 +19,7 @@ from torch import nn
 
 from engine.config import ConfigError
 from engine.models.registry import Capabilities, GanPair, register_model
+from engine.models.shapes import doublings
 
 
 @dataclass
@@ -119,11 +120,6 @@ def _lrelu(x: torch.Tensor) -> torch.Tensor:
     return F.leaky_relu(x, 0.2)
 
 
-def _doublings(first: int, last: int) -> list[int]:
-    """first, 2·first, …, last (empty when last < first)."""
-    return [first * 2 ** i for i in range(int(math.log2(last // first)) + 1)] if last >= first else []
-
-
 class _Growing(nn.Module):
     """The schedule, plus the stage index and α as persistent float buffers (saved in checkpoints and
     copied to the EMA generator with the other buffers)."""
@@ -189,9 +185,9 @@ class ProgressiveGenerator(_Growing):
         self.dense = EqualLinear(opts.latent_dim, c4 * 16, gain=math.sqrt(2) / 4)  # as in the paper's code
         self.conv4 = EqualConv2d(c4, c4, 3)
         self.blocks = nn.ModuleDict({str(r): _GBlock(self.channels(r // 2), self.channels(r))
-                                     for r in _doublings(8, self.resolution)})
+                                     for r in doublings(8, self.resolution)})
         self.to_rgb = nn.ModuleDict({str(r): EqualConv2d(self.channels(r), 3, 1, gain=1.0)
-                                     for r in _doublings(schedule.start_resolution, self.resolution)})
+                                     for r in doublings(schedule.start_resolution, self.resolution)})
 
     def progress_info(self) -> dict[str, float]:
         stage, alpha = self.current()
@@ -202,7 +198,7 @@ class ProgressiveGenerator(_Growing):
         size = self.schedule.stage_resolution(stage)
         h = pixel_norm(_lrelu(self.dense(pixel_norm(z.flatten(1))).view(z.shape[0], -1, 4, 4)))
         h = pixel_norm(_lrelu(self.conv4(h)))
-        for r in _doublings(8, size // 2):
+        for r in doublings(8, size // 2):
             h = self.blocks[str(r)](h)
         if size == 4:
             rgb = self.to_rgb["4"](h)
@@ -237,9 +233,9 @@ class ProgressiveDiscriminator(_Growing):
         super().__init__(schedule, opts.fmap_base, opts.fmap_max)
         c4 = self.channels(4)
         self.from_rgb = nn.ModuleDict({str(r): EqualConv2d(3, self.channels(r), 1)
-                                       for r in _doublings(schedule.start_resolution, self.resolution)})
+                                       for r in doublings(schedule.start_resolution, self.resolution)})
         self.blocks = nn.ModuleDict({str(r): _DBlock(self.channels(r), self.channels(r // 2))
-                                     for r in _doublings(8, self.resolution)})
+                                     for r in doublings(8, self.resolution)})
         self.conv4 = EqualConv2d(c4 + 1, c4, 3)
         self.dense = EqualLinear(c4 * 16, c4)
         self.out = EqualLinear(c4, 1, gain=1.0)
@@ -255,7 +251,7 @@ class ProgressiveDiscriminator(_Growing):
             if stage > 0 and alpha < 1:
                 previous = _lrelu(self.from_rgb[str(size // 2)](F.avg_pool2d(x, 2)))
                 h = previous + (h - previous) * alpha
-            for r in reversed(_doublings(8, size // 2)):
+            for r in reversed(doublings(8, size // 2)):
                 h = self.blocks[str(r)](h)
         h = _lrelu(self.conv4(minibatch_stddev(h)))
         return self.out(_lrelu(self.dense(h.flatten(1)))).flatten()

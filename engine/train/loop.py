@@ -23,7 +23,7 @@ from engine.config import LR_SCALINGS, Config, ConfigError, MetricsConfig, Optim
 from engine.data import load_dataset
 from engine.data.augment import Augmenter, BatchRandom
 from engine.data.device_data import DeviceDataset
-from engine.device import configure_backends, detect_device, use_bf16
+from engine.device import OUT_OF_MEMORY_ADVICE, configure_backends, detect_device, use_bf16
 from engine.expectations import record_speed
 from engine.grid import image_grid, save_png, to_uint8
 from engine.metrics.live import LiveSchedule, LiveSWD
@@ -713,7 +713,7 @@ def check_metrics(cfg: MetricsConfig) -> None:
 def describe_error(exc: BaseException) -> str:
     """A plain-words description of why training failed."""
     if isinstance(exc, torch.OutOfMemoryError):
-        return "out of memory on the device: lower the batch size, the width (ngf/ndf) or the resolution"
+        return f"out of memory on the device: {OUT_OF_MEMORY_ADVICE}"
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted"
     text = str(exc).strip() or type(exc).__name__
