@@ -21,6 +21,11 @@ SIZE_LABELS = {"auto": "Auto", "cpu": "CPU", "small-gpu": "Small GPU", "large-gp
                "source": "Source"}
 
 
+def loss_help() -> str:
+    """Each of the engine's losses in a sentence, for the Loss field's help."""
+    return "\n\n".join(f"**{loss.name}** ({loss.label}): {loss.description}" for loss in engine.list_losses())
+
+
 def metric_choices() -> tuple[str, ...]:
     """The engine's metrics, those that need no download first."""
     return tuple(m.name for m in sorted(metrics.list_metrics(), key=lambda m: m.feature_net != "none"))
@@ -56,9 +61,7 @@ BASIC = (
           fmt="%.0f", to_widget=lambda s: float(s) / 60, from_widget=lambda m: float(m) * 60),
 )
 ADVANCED = (
-    Field("loss.kind", "Loss", "bce: non-saturating GAN loss; hinge: SNGAN-style hinge loss; wgan-gp: "
-          "Wasserstein loss with gradient penalty (the wgan-gp model needs it).",
-          options=engine.LOSS_KINDS),
+    Field("loss.kind", "Loss", loss_help(), options=tuple(loss.name for loss in engine.list_losses())),
     Field("loss.label_smoothing", "Label smoothing", "One-sided: real targets become 1 − this.",
           step=0.05, fmt="%.2f"),
     Field("optim.lr_g", "Learning rate G", step=1e-5, fmt="%.1e"),

@@ -23,12 +23,12 @@ def model_kind(run: engine.Run) -> str:
         info = engine.get_model(run.config().model.name)
     except engine.ConfigError:
         return records.ADVERSARIAL
-    return records.AUTOENCODER if info.training == records.AUTOENCODER else records.ADVERSARIAL
+    return records.AUTOENCODER if info.capabilities.step == records.AUTOENCODER else records.ADVERSARIAL
 
 
 def best_metric(lines: list[dict[str, Any]], output: str) -> str:
     """'FID-2k 23.4': the best value of the run's ranking metric (``metrics.best_metric``), or ''."""
-    keys = [k for k in charts.metric_names(lines) if _output_of(k) == output]
+    keys = [k for k in charts.metric_names(lines) if metrics.output_of(k) == output]
     if not keys:
         return ""
     key = keys[-1]
@@ -38,13 +38,6 @@ def best_metric(lines: list[dict[str, Any]], output: str) -> str:
     except ValueError:  # an informative-only output cannot rank anything
         return ""
     return f"{charts.metric_label(key)} {best:.4g}"
-
-
-def _output_of(key: str) -> str | None:
-    try:
-        return metrics.parse_key(key)[0]
-    except ValueError:
-        return None
 
 
 def _best_of(run: engine.Run, output: str) -> str:
