@@ -18,7 +18,6 @@ class ConfigError(ValueError):
 
 
 # The allowed values, declared once: the modules that use them import them from here.
-LOSS_KINDS = ("bce", "hinge", "wgan-gp")
 PRECISIONS = ("auto", "fp32", "bf16")
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
