@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.config import ConfigError
+from engine.base import records
 from engine.models.registry import Capabilities, GanPair, register_model
 from engine.models.shapes import doublings
 
@@ -191,7 +192,7 @@ class ProgressiveGenerator(_Growing):
 
     def progress_info(self) -> dict[str, float]:
         stage, alpha = self.current()
-        return {"stage_resolution": float(self.schedule.stage_resolution(stage)), "alpha": alpha}
+        return {records.STAGE_RESOLUTION: float(self.schedule.stage_resolution(stage)), records.ALPHA: alpha}
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         stage, alpha = self.current()

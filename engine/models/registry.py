@@ -16,9 +16,10 @@ from typing import Any, Callable, Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from engine.base import records
 from engine.config import ConfigError, dataclass_from_dict
 
-TRAINING_STEPS = ("adversarial", "autoencoder")  # the steps engine.train implements (engine/train/steps.py)
+TRAINING_STEPS = records.MODEL_KINDS  # the steps engine.train implements (engine/train/steps.py)
 
 
 @runtime_checkable

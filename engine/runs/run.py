@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine.base import records
 from engine.base.environment import runs_root
 from engine.base.files import TEMP_SUFFIX, append_line, atomic_write_bytes, atomic_write_json, read_json, read_jsonl
 from engine.config import Config
@@ -136,15 +137,15 @@ class Run:
     def truncate_history(self, step: int) -> int:
         """Drop the metrics records and progress grids after ``step`` (what a resumed run recomputes from
         its checkpoint at ``step``), so every reader sees one curve. Returns how many records went."""
-        records = self.metrics()
-        kept = [r for r in records if r.get("step", 0) <= step]
-        if len(kept) < len(records):
+        lines = self.metrics()
+        kept = [r for r in lines if r.get(records.STEP, 0) <= step]
+        if len(kept) < len(lines):
             text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
             atomic_write_bytes(self.metrics_path, text.encode())
         for grid_step, path in self.grids():
             if grid_step > step:
                 path.unlink(missing_ok=True)
-        return len(records) - len(kept)
+        return len(lines) - len(kept)
 
     def request_stop(self) -> None:
         self.stop_path.parent.mkdir(parents=True, exist_ok=True)
@@ -161,7 +162,7 @@ class Run:
         "nonfinite", so every reader can parse every line and no curve holds a NaN."""
         bad = sorted(k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v))
         if bad:
-            record = dict({k: v for k, v in record.items() if k not in bad}, nonfinite=bad)
+            record = {**{k: v for k, v in record.items() if k not in bad}, records.NONFINITE: bad}
         append_line(self.metrics_path, json.dumps(record, sort_keys=True, allow_nan=False))
 
     def write_status(self, **fields: Any) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from engine import metrics
+from engine.base import records
 from engine.base.checkpoint import CheckpointError, load_checkpoint, restore_optimizer, save_checkpoint, split_prefix
 from engine.base.files import atomic_write
 from engine.config import LR_SCALINGS, Config, ConfigError, MetricsConfig, OptimConfig
@@ -392,20 +393,21 @@ class Trainer:
     def evaluate(self) -> dict[str, Any]:
         """Run the configured metrics on the EMA generator, log them and keep the best checkpoint."""
         cfg = self.config.metrics
-        record: dict[str, Any] = {"kind": "eval", "step": self.step, "images": self.images,
-                                  "time": round(self.train_seconds, 3)}
+        values: dict[str, float] = {}
+        errors: dict[str, str] = {}
+        if self.dist.is_main:
+            try:
+                results = metrics.evaluate(cfg.names, self._sample_fn, self.real_images, cfg.num_samples,
+                                           dataset_key=self.dataset_info["fingerprint"], device=self.device,
+                                           inception_weights=cfg.inception_weights)
+                values, errors = dict(results), dict(results.errors)
+            except metrics.MetricUnavailable as exc:
+                log.warning("evaluation skipped: %s", exc)
+                errors = {name: str(exc) for name in cfg.names}
+        record = records.EvalRecord(self.step, self.images, round(self.train_seconds, 3), values,
+                                    errors=errors).to_dict()
         if not self.dist.is_main:
             return record
-        try:
-            results = metrics.evaluate(cfg.names, self._sample_fn, self.real_images, cfg.num_samples,
-                                       dataset_key=self.dataset_info["fingerprint"], device=self.device,
-                                       inception_weights=cfg.inception_weights)
-            record.update(results)
-            if results.errors:
-                record["errors"] = results.errors
-        except metrics.MetricUnavailable as exc:
-            log.warning("evaluation skipped: %s", exc)
-            record["errors"] = {name: str(exc) for name in cfg.names}
         self.run.append_metrics(record)
         wanted = self.config.metrics.best_metric
         key = next((k for k, v in record.items() if isinstance(v, float) and metrics.output_of(k) == wanted), None)
@@ -425,8 +427,8 @@ class Trainer:
         if self.live is None:
             self.live = LiveSWD(self.real_images, self.config.metrics.live_samples, self.device)
         start = time.perf_counter()
-        record = {"kind": "eval", "live": True, "step": self.step, "images": self.images,
-                  "time": round(self.train_seconds, 3), self.live.key: self.live(self._sample_fn)}
+        record = records.EvalRecord(self.step, self.images, round(self.train_seconds, 3),
+                                    {self.live.key: self.live(self._sample_fn)}, live=True).to_dict()
         self.run.append_metrics(record)
         if not self.config.metrics.every_images:
             self._track_best(record, self.live.key)
@@ -497,12 +499,13 @@ class Trainer:
         """Append the averages of the last ``steps`` steps to metrics.jsonl and rewrite the status;
         Divergence when any of them is not finite (the averages are read here anyway: no extra sync)."""
         values = (distributed.mean_over_ranks(acc, self.dist) / steps).tolist()
-        record = {"kind": "train", "step": self.step, "images": self.images, "time": round(self.train_seconds, 3),
-                  "wall": round(self.wall_seconds(), 3), **dict(zip(self.step_fn.names, values)),
-                  "img_per_sec": img_per_sec,
-                  "lr_g": self.opt_g.param_groups[0]["lr"], "lr_d": self.opt_d.param_groups[0]["lr"]}
+        stats = dict(zip(self.step_fn.names, values), **{
+            records.IMG_PER_SEC: img_per_sec, records.LR_G: self.opt_g.param_groups[0]["lr"],
+            records.LR_D: self.opt_d.param_groups[0]["lr"]})
         if self.capabilities.grows:
-            record.update(self.G.progress_info())
+            stats.update(self.G.progress_info())
+        record = records.TrainRecord(self.step, self.images, round(self.train_seconds, 3),
+                                     round(self.wall_seconds(), 3), stats).to_dict()
         if self.dist.is_main:
             self.run.append_metrics(record)
         bad = nonfinite_stats(self.step_fn.names, values)
@@ -620,7 +623,7 @@ class Trainer:
         last_step = int(last.stem.split("_")[1]) if last else None
         exhausted = self.rollbacks >= cfg.max_rollbacks
         if cfg.on_divergence != "rollback" or exhausted or last is None:
-            self._event("divergence", diverged_at=exc.step, detail=exc.detail)
+            self._event(records.DIVERGENCE, diverged_at=exc.step, detail=exc.detail)
             tried = f" after {self.rollbacks} rollback(s) (train.max_rollbacks)" if exhausted and self.rollbacks else ""
             optim = self.config.optim
             raise DivergenceError(f"training diverged at step {exc.step}{tried}: {exc.detail}. "
@@ -634,14 +637,14 @@ class Trainer:
         self._set_progress()
         log.warning("diverged at step %d (%s): rolled back to step %d with lr_g=%g, lr_d=%g", exc.step,
                     exc.detail, self.step, self.config.optim.lr_g, self.config.optim.lr_d)
-        self._event("rollback", diverged_at=exc.step, detail=exc.detail, lr_g=self.config.optim.lr_g,
+        self._event(records.ROLLBACK, diverged_at=exc.step, detail=exc.detail, lr_g=self.config.optim.lr_g,
                     lr_d=self.config.optim.lr_d, rollbacks=self.rollbacks)
 
     def _event(self, event: str, **fields: Any) -> None:
         """Append an event record (divergence, rollback) at the current step."""
         if self.dist.is_main:
-            self.run.append_metrics({"kind": "event", "event": event, "step": self.step, "images": self.images,
-                                     "time": round(self.train_seconds, 3), **fields})
+            self.run.append_metrics(records.EventRecord(event, self.step, self.images, round(self.train_seconds, 3),
+                                                        **fields).to_dict())
 
     def _record_speed(self, windows: list[float]) -> None:
         """Remember this session's median img/s for its shape on this machine (what the studio expects

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.base import records
 from engine.models import Loss
 from engine.models.losses import interpolates
 
@@ -83,7 +84,7 @@ class AdversarialStep:
 
     def __init__(self, parts: StepParts, n_critic: int, aux_loss: bool) -> None:
         self.parts, self.batches, self.aux_loss = parts, n_critic, aux_loss
-        self.names = ("loss_g", "loss_d", "d_real", "d_fake") + (("d_aux",) if aux_loss else ())
+        self.names = records.ADVERSARIAL_STATS + ((records.D_AUX,) if aux_loss else ())
 
     def __call__(self, batches: Sequence[Batch]) -> torch.Tensor:
         p = self.parts
@@ -137,7 +138,7 @@ class AutoencoderStep:
     (fake); then encoder + decoder minimise reconstruction + adversarial_weight · (fool D), pulling
     codes toward the prior. ``objective`` holds "reconstruction" (mse | l1) and "adversarial_weight"."""
 
-    names = ("loss_g", "loss_d", "d_real", "d_fake", "recon")
+    names = records.AUTOENCODER_STATS
     batches = 1  # one D and one G update per step: optim.n_critic does not apply
 
     def __init__(self, parts: StepParts, n_critic: int, aux_loss: bool) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import streamlit as st
 
 import engine
+from engine.base import records
 from studio import monitor, settings
 from studio.config_form import batch_problem, config_form, config_problem, longer
 from studio.dataset_picker import SOURCES, choose_dataset, read_preview, show_preview
@@ -147,8 +148,8 @@ def _trained_seconds(run: engine.Run, status: dict[str, Any]) -> float:
     """Training time so far: the status's, else the last curve line's."""
     if status.get("train_seconds") is not None:
         return float(status["train_seconds"])
-    times = [r["time"] for r in run.metrics() if "time" in r]
-    return float(times[-1]) if times else 0.0
+    trained = records.train_records(run.metrics())
+    return trained[-1].time if trained else 0.0
 
 
 def run_controls(run: engine.Run) -> None:
@@ -168,7 +169,7 @@ def run_controls(run: engine.Run) -> None:
             with shown_in_page("resume training"):
                 engine.start_training(run.config(), run.path, resume=True)
                 st.rerun()
-        if state == "failed" and any(r.get("event") == "divergence" for r in run.metrics()):
+        if state == "failed" and records.events(run.metrics(), records.DIVERGENCE):
             calmer_resume(run)
     elif state == "finished":
         train_longer(run)
