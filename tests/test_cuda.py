@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from engine import load_generator
+from engine import ConfigError, load_generator
 from engine.models import get_model
 from engine.runs import Run
 from engine.train import Trainer
@@ -65,3 +65,14 @@ def test_deterministic_cuda_resume_equals_a_straight_run(tmp_path):
     for mine, theirs in ((straight.G, resumed.G), (straight.D, resumed.D), (straight.ema.ema, resumed.ema.ema)):
         a, b = mine.state_dict(), theirs.state_dict()
         assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_torch_compile_trains_contiguous_and_refuses_channels_last(tmp_path):
+    """Inductor's convolution backward fails on channels_last weights (PyTorch 2.11, H200): under
+    train.compile the auto layout is contiguous and an explicit channels_last is refused."""
+    config = _config(4, compile="default")
+    trainer = Trainer(config, tmp_path / "auto")
+    assert not trainer.channels_last and trainer.train() == "finished"
+    refused = _config(4, compile="default", memory_format="channels_last")
+    with pytest.raises(ConfigError, match="train.compile needs train.memory_format=contiguous"):
+        Trainer(refused, tmp_path / "explicit")

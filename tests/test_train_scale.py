@@ -6,6 +6,7 @@ import torch
 from engine.config import ConfigError
 from engine.runs import Run
 from engine.train import Trainer
+from engine.train.loop import compiled_layout
 from tests.conftest import tiny_config
 
 
@@ -43,3 +44,9 @@ def test_compiled_training_matches_eager(tmp_path):
     assert compiled.G_train is not compiled.G  # really wrapped by torch.compile
     a, b = eager.G.state_dict(), compiled.G.state_dict()
     assert max((a[k].float() - b[k].float()).abs().max().item() for k in a) < 1e-3
+
+
+def test_compiled_layout_is_contiguous_and_refuses_channels_last():
+    assert compiled_layout("auto") is False and compiled_layout("contiguous") is False
+    with pytest.raises(ConfigError, match="train.compile needs train.memory_format=contiguous"):
+        compiled_layout("channels_last")

@@ -296,9 +296,12 @@ class Trainer:
         """channels_last or not (train.memory_format), and whether that is the run's decision to keep.
         A resumed run keeps the layout it was trained in on the same kind of device, so its continuation
         computes exactly as an uninterrupted run. A stop requested by now skips the timing: the run
-        stops before its first step, and its resumption decides."""
+        stops before its first step, and its resumption decides. torch.compile on CUDA trains
+        contiguous (see compiled_layout)."""
         recorded = meta.get("memory_format", {})
         setting = self.config.train.memory_format
+        if self.config.train.compile != "off" and self.device.type == "cuda":
+            return compiled_layout(setting), True
         if setting == "auto" and recorded.get("device") == self.device.type:
             return recorded["channels_last"], True
         measure = not (self.dist.active or self.config.train.deterministic)
@@ -692,6 +695,18 @@ STOP_CHECK_STEPS = 10  # under torchrun: how often ranks agree on stop requests 
 def lr_scale(optim: OptimConfig, batch_size: int) -> float:
     """The factor on lr_g and lr_d for a batch other than the one they were tuned for."""
     return (batch_size / optim.reference_batch) ** LR_SCALINGS[optim.lr_scaling]
+
+
+def compiled_layout(setting: str) -> bool:
+    """The layout under torch.compile on CUDA: contiguous. Inductor's convolution backward fails there on
+    channels_last weights (PyTorch 2.11 on an H200, DCGAN-64: "expected … stride 16==1" in
+    convolution_backward), so an explicit channels_last is refused; eager channels_last trained faster
+    than compiled contiguous on that machine anyway (docs/benchmarks.md)."""
+    if setting == "channels_last":
+        raise ConfigError("train.compile needs train.memory_format=contiguous or auto on CUDA (torch.compile fails "
+                          "on channels_last convolution gradients); or set train.compile=off: eager channels_last "
+                          "is faster here")
+    return False
 
 
 def compiled(mode: str, *modules: torch.nn.Module) -> tuple[torch.nn.Module, ...]:
