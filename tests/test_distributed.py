@@ -55,7 +55,8 @@ def test_two_processes_train_like_one_process_with_the_same_global_batch(tmp_pat
     40 images make the 6 batches of 16 cross two epoch boundaries, where each rank loads its next shard."""
     from tests.conftest import tiny_config
 
-    config = tiny_config(max_steps=6, dataset="builtin:faces:40", checkpoint_every=3, log_every=3)
+    config = tiny_config(max_steps=6, dataset="builtin:faces:40", checkpoint_every=3, log_every=3,
+                         memory_format="contiguous")  # as the torchrun ranks train
     config.model.options = {"ngf": 8, "ndf": 8, "g_batchnorm": False, "d_batchnorm": False}
     config.data.diffaugment, config.data.rotate_degrees = "color,translation,cutout", 5.0
     config_path = tmp_path / "config.json"

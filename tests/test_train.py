@@ -64,7 +64,7 @@ def _tensors(trainer: Trainer) -> dict[str, torch.Tensor]:
 
 def test_resume_equals_straight_run(tmp_path):
     def config(steps):
-        cfg = tiny_config(max_steps=steps, checkpoint_every=7)
+        cfg = tiny_config(max_steps=steps, checkpoint_every=7, memory_format="contiguous")  # one layout for both
         cfg.data.diffaugment = "color,translation,cutout"
         cfg.data.rotate_degrees = 5.0
         cfg.model.options["d_dropout"] = 0.2

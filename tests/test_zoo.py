@@ -37,7 +37,7 @@ def test_shapes_at_every_supported_resolution(name):
 @pytest.mark.parametrize("name", MODELS)
 def test_resume_equals_a_straight_run(name, tmp_path):
     def config(steps):
-        cfg = tiny_config(max_steps=steps, checkpoint_every=100)
+        cfg = tiny_config(max_steps=steps, checkpoint_every=100, memory_format="contiguous")  # one layout for both
         cfg.model.name, cfg.model.options = name, dict(SMALL[name])
         cfg.loss.kind = get_model(name).loss or "bce"
         cfg.optim.n_critic = 2
