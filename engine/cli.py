@@ -12,18 +12,20 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from engine.base import records
+from engine.base.formats import CheckpointError
 from engine.config import Config, ConfigError, update_from_dotted
-from engine.data import DatasetError
 from engine.device import DeviceError, detect_device
+from engine.hf.errors import HubError
+from engine.metrics.errors import MetricUnavailable
 from engine.models import get_model, list_models
 from engine.presets import PRESETS, SIZE_CHOICES, recipe, recommended
 from engine.runs import RunLockedError
-from engine.base.formats import CheckpointError
 from engine.train.guard import DivergenceError
 from engine.train.loop import describe_error
 
-USER_ERRORS = (ConfigError, DatasetError, DeviceError, CheckpointError, DivergenceError, RunLockedError,
-               FileNotFoundError, FileExistsError)
+# Errors a user can fix (every subcommand's): one line on stderr, exit 2. ConfigError and DatasetError are
+# ValueErrors, file problems OSErrors; HubError and DeviceError name their fix too.
+USER_ERRORS = (ValueError, OSError, DeviceError, CheckpointError, DivergenceError, RunLockedError, HubError)
 
 
 def _positive_int(text: str) -> int:
@@ -291,6 +293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except MetricUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""Image tensors to uint8 arrays and grids."""
+"""Image tensors to uint8 arrays, grids, and enlargements for display."""
 
 from __future__ import annotations
 
@@ -30,3 +30,13 @@ def image_grid(images: np.ndarray, columns: int | None = None, padding: int = 2)
 
 def save_png(image: np.ndarray, path: str) -> None:
     Image.fromarray(image).save(path, format="PNG")
+
+
+def enlarge(images: np.ndarray, side: int) -> np.ndarray:
+    """uint8 H×W×3 (or N×H×W×3) images scaled up by the smallest whole factor that makes their longer side
+    at least ``side`` pixels, nearest neighbour, so every generated pixel shows as it is; unchanged
+    (the same array) when they are that large already."""
+    factor = math.ceil(side / max(images.shape[-3:-1]))
+    if factor <= 1:
+        return images
+    return images.repeat(factor, axis=-3).repeat(factor, axis=-2)

@@ -11,11 +11,8 @@ from typing import Callable, Iterator, ParamSpec, TypeVar
 import streamlit as st
 import torch
 
-from engine import CheckpointError, RunConflictError
-from engine.config import ConfigError
-from engine.data import DatasetError
-from engine.device import OUT_OF_MEMORY_ADVICE, DeviceError
-from engine.hub import HubError
+from engine import (OUT_OF_MEMORY_ADVICE, CheckpointError, ConfigError, DatasetError, DeviceError, HubError,
+                    RunConflictError)
 
 log = logging.getLogger("gan_studio")
 P = ParamSpec("P")

@@ -11,8 +11,6 @@ import torch
 import engine
 import engine.hub
 from engine.base.formats import MODEL_FILE, GeneratorInfo
-from engine.generator import slerp
-from engine.hub.pull import HUB_PREFIX
 from studio import cache, settings
 from studio.errors import explain
 
@@ -32,7 +30,7 @@ class Source:
 def _hub_source(pulled: engine.hub.PulledModel) -> Source:
     info = pulled.info()
     step = f" · step {info.step:,}" if info.step is not None else ""
-    return Source(f"{HUB_PREFIX}{pulled.repo_id}", f"{pulled.repo_id} · Hugging Face Hub{step}", str(pulled.path),
+    return Source(f"{engine.HUB_PREFIX}{pulled.repo_id}", f"{pulled.repo_id} · Hugging Face Hub{step}", str(pulled.path),
                   info.dataset)
 
 
@@ -62,18 +60,17 @@ def sources() -> list[Source]:
         found.append(Source(DEMO, "Demo generator: faces, 64 px (shipped)", str(settings.DEMO_CHECKPOINT),
                             demo.dataset))
     for run in engine.list_runs(engine.runs_root()):
-        latest = run.latest_checkpoint()
-        if latest is None:
+        step = run.latest_checkpoint_step()
+        if step is None:
             continue
         state = run.status()["state"]
-        step = int(latest.stem.split("_")[-1])
         try:
             spec = run.config().data.spec
         except engine.ConfigError:
             spec = None
         found.append(Source(run.name, f"{run.name} · {state} · step {step:,}", str(run.path), spec))
     found += [_hub_source(pulled) for pulled in engine.hub.cached_models()
-              if bound is None or f"{HUB_PREFIX}{pulled.repo_id}" != bound.key]
+              if bound is None or f"{engine.HUB_PREFIX}{pulled.repo_id}" != bound.key]
     return found
 
 
@@ -96,7 +93,7 @@ def between(path: str, version: str, seeds: tuple[int, int], t: float, truncatio
     """The single image at ``t`` on the slerp path between two seeds' latents."""
     gen = cache.generator(path, version)
     z = gen.latents(list(seeds))
-    return gen.sample(latents=slerp(z[0], z[1], t)[None], truncation=truncation, labels=[label])[0]
+    return gen.sample(latents=engine.slerp(z[0], z[1], t)[None], truncation=truncation, labels=[label])[0]
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

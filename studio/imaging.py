@@ -11,19 +11,9 @@ import imageio.v3 as iio
 import numpy as np
 from PIL import Image
 
-from engine.grid import image_grid
+from engine import enlarge, image_grid
 
 __all__ = ["animation", "enlarge", "image_grid", "png_bytes", "read_image"]
-
-
-def enlarge(image: np.ndarray, size: int) -> np.ndarray:
-    """Upscale a small uint8 H×W×3 image so its longer side is ``size`` pixels."""
-    h, w = image.shape[:2]
-    scale = size / max(h, w)
-    if scale <= 1:
-        return image
-    size_wh = (round(w * scale), round(h * scale))
-    return np.asarray(Image.fromarray(image).resize(size_wh, Image.Resampling.LANCZOS))
 
 
 def png_bytes(image: np.ndarray) -> bytes:

@@ -1,7 +1,6 @@
 """Large-batch recipes (learning-rate scaling) and the torch.compile path with its eager fallback."""
 
 import pytest
-import torch
 
 from engine.config import ConfigError
 from engine.runs import Run

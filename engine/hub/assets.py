@@ -12,16 +12,10 @@ from PIL import Image, ImageDraw, ImageFont
 
 from engine.base import records
 from engine.generator import Generator
-from engine.grid import image_grid, save_png
+from engine.grid import enlarge, image_grid, save_png
 
 MIN_SIDE = 128  # small samples are enlarged (nearest neighbour) so they read on the Hub page
 LOSSES = ((records.LOSS_G, (31, 119, 180)), (records.LOSS_D, (214, 39, 40)))  # statistic, colour
-
-
-def enlarge(images: np.ndarray) -> np.ndarray:
-    """N×H×W×3 images scaled up by a whole factor to at least MIN_SIDE pixels."""
-    factor = max(1, math.ceil(MIN_SIDE / images.shape[1]))
-    return images.repeat(factor, axis=1).repeat(factor, axis=2)
 
 
 def _labels(gen: Generator, count: int) -> list[int]:
@@ -31,7 +25,7 @@ def _labels(gen: Generator, count: int) -> list[int]:
 def sample_grid(gen: Generator, path: Path, count: int = 16) -> None:
     """Seeds 0…count−1 (classes in turn for a conditional model) as one PNG, 8 per row."""
     images = gen.sample(seeds=range(count), labels=_labels(gen, count))
-    save_png(image_grid(enlarge(images), columns=min(8, count)), str(path))
+    save_png(image_grid(enlarge(images, MIN_SIDE), columns=min(8, count)), str(path))
 
 
 def interpolation_gif(gen: Generator, path: Path, walks: int = 4, steps: int = 24) -> None:
@@ -39,7 +33,7 @@ def interpolation_gif(gen: Generator, path: Path, walks: int = 4, steps: int = 2
     z = gen.latents(range(2 * walks))
     labels = _labels(gen, walks)
     strips = [gen.interpolate(z[i], z[walks + i], steps, label=labels[i]) for i in range(walks)]
-    frames = [image_grid(enlarge(np.stack([strip[t] for strip in strips])), columns=walks) for t in range(steps)]
+    frames = [image_grid(enlarge(np.stack([strip[t] for strip in strips]), MIN_SIDE), columns=walks) for t in range(steps)]
     frames += frames[-2:0:-1]
     iio.imwrite(path, np.stack(frames), extension=".gif", duration=80, loop=0)
 

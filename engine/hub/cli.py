@@ -9,14 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Callable
-
-from engine.base.formats import CheckpointError
-from engine.config import ConfigError
-from engine.data import DatasetError
-from engine.hf.errors import HubError
-
-_ERRORS = (HubError, CheckpointError, ConfigError, DatasetError, OSError)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--private", action="store_true", help="create the repo private")
     p.add_argument("--with-training-state", action="store_true",
                    help="also push D, EMA, optimisers and step, so the run can be resumed elsewhere")
-    p.set_defaults(func=_guarded(cmd_push))
+    p.set_defaults(func=cmd_push)
 
     p = subparsers.add_parser("pull", help="download a generator from the Hub into the local cache; prints its path")
     p.add_argument("repo", help="owner/name of a model repo pushed by GAN Studio")
@@ -38,7 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--with-training-state", action="store_true", help="also download the pushed training state")
     p.add_argument("--run-dir", type=Path,
                    help="copy the training state into this new run directory, to continue with train --resume")
-    p.set_defaults(func=_guarded(cmd_pull))
+    p.set_defaults(func=cmd_pull)
 
     p = subparsers.add_parser("publish-space", help="create or update a demo Space (read-only studio) for a model",
                               description=f"A Streamlit Space running the studio read-only, bound to the model; the "
@@ -46,20 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="owner/name of the pushed model repo")
     p.add_argument("--space", help="owner/name of the Space (default: the model's name + '-demo')")
     p.add_argument("--private", action="store_true", help="create the Space private")
-    p.set_defaults(func=_guarded(cmd_publish_space))
-
-
-def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Exit 2 with one line on stderr for errors a user can fix."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return command(args)
-        except _ERRORS as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-
-    return run
+    p.set_defaults(func=cmd_publish_space)
 
 
 def cmd_push(args: argparse.Namespace) -> int:

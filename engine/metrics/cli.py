@@ -8,10 +8,9 @@ import time
 from pathlib import Path
 
 from engine.base import records
-from engine.data import DatasetError, load_dataset
-from engine.device import DeviceError, detect_device
+from engine.data import load_dataset
+from engine.device import detect_device
 from engine.generator import load_generator
-from engine.metrics.errors import MetricUnavailable
 from engine.metrics.evaluate import Results, evaluate
 from engine.metrics.features import INCEPTION
 from engine.metrics.keys import display_label, metric_key, parse_count
@@ -19,7 +18,6 @@ from engine.metrics.registry import get_metric, list_metrics
 from engine.metrics.weights import CLI_FLAG, ENV_VAR
 from engine.runs import Run
 from engine.base.files import read_json
-from engine.base.formats import CheckpointError
 
 DEFAULT_METRICS = "fid,kid,is,pr,swd,nn"
 
@@ -55,18 +53,8 @@ def _count(text: str) -> int:
 
 
 def run_metrics(args: argparse.Namespace) -> int:
-    """Exit 0 when every metric ran, 1 when some could not (message on stderr), 2 for bad input."""
-    try:
-        return _run(args)
-    except MetricUnavailable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except (ValueError, OSError, DatasetError, DeviceError, CheckpointError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-def _run(args: argparse.Namespace) -> int:
+    """Exit 0 when every metric ran; engine.cli.main exits 1 when one could not (MetricUnavailable) and 2
+    for bad input."""
     run = Run(args.run)
     if not run.exists():
         raise ValueError(f"{args.run} is not a run directory (no config.json)")

@@ -108,6 +108,11 @@ class Run:
         checkpoints = self.checkpoints()
         return checkpoints[-1] if checkpoints else None
 
+    def latest_checkpoint_step(self) -> int | None:
+        """The step of the latest committed checkpoint (read from its name), or None without one."""
+        latest = self.latest_checkpoint()
+        return checkpoint_step(latest) if latest else None
+
     def has_history(self) -> bool:
         """Whether this directory already holds training output (metrics or checkpoints)."""
         return self.metrics_path.exists() or bool(self.checkpoints())
@@ -185,6 +190,14 @@ class Run:
         if self.is_live():
             raise RuntimeError(f"run {self.name} is training; stop it before deleting")
         shutil.rmtree(self.path)
+
+
+def checkpoint_step(path: Path) -> int:
+    """The step a ckpt_NNNNNNNN.json names (ValueError for another name)."""
+    match = _CKPT.match(path.name)
+    if not match:
+        raise ValueError(f"{path.name} is not a checkpoint name (ckpt_NNNNNNNN.json)")
+    return int(match.group(1))
 
 
 def list_runs(root: str | Path | None = None) -> list[Run]:

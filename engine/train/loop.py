@@ -622,10 +622,9 @@ class Trainer:
         """Roll back to the last finite checkpoint with lower learning rates (train.on_divergence=rollback,
         at most train.max_rollbacks times), else log the divergence and raise DivergenceError."""
         cfg = self.config.train
-        last = self.run.latest_checkpoint()
-        last_step = int(last.stem.split("_")[1]) if last else None
+        last_step = self.run.latest_checkpoint_step()
         exhausted = self.rollbacks >= cfg.max_rollbacks
-        if cfg.on_divergence != "rollback" or exhausted or last is None:
+        if cfg.on_divergence != "rollback" or exhausted or last_step is None:
             self._event(records.DIVERGENCE, diverged_at=exc.step, detail=exc.detail)
             tried = f" after {self.rollbacks} rollback(s) (train.max_rollbacks)" if exhausted and self.rollbacks else ""
             optim = self.config.optim
