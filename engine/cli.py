@@ -42,7 +42,7 @@ def _nonneg_float(text: str) -> float:
     return value
 
 
-def _add_train(sub: argparse._SubParsersAction) -> None:
+def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("train", help="train a GAN (or resume a run)")
     p.add_argument("--dataset", help="builtin:faces[:N], a folder of images, a .zip, or a .npz/.npy uint8 array")
     p.add_argument("--model", choices=[m.name for m in list_models()])
@@ -67,7 +67,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train)
 
 
-def _add_sample(sub: argparse._SubParsersAction) -> None:
+def _add_sample(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("sample", help="generate images from a run, checkpoint or exported generator")
     p.add_argument("--run", required=True, type=Path, help="run directory, checkpoint .json or exported folder")
     p.add_argument("--num", type=int, default=64)
@@ -78,13 +78,13 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_sample)
 
 
-def _add_runs(sub: argparse._SubParsersAction) -> None:
+def _add_runs(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("runs", help="list runs with status and progress")
     p.add_argument("--root", type=Path, help="runs directory (default: checkpoints/runs or $GAN_STUDIO_RUNS)")
     p.set_defaults(func=cmd_runs)
 
 
-def _add_export(sub: argparse._SubParsersAction) -> None:
+def _add_export(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("export", help="write a run's EMA generator as model.safetensors + config.json")
     p.add_argument("--run", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)

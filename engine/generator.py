@@ -91,7 +91,7 @@ class Generator:
         return vh[:count].cpu(), singular[:count].cpu()
 
     @classmethod
-    def from_pretrained(cls, repo_id_or_path: str | os.PathLike, revision: str | None = None, *,
+    def from_pretrained(cls, repo_id_or_path: str | os.PathLike[str], revision: str | None = None, *,
                         device: torch.device | str = "cpu", token: str | None = None) -> "Generator":
         """A pushed generator from the Hugging Face Hub ('owner/name': only config.json and safetensors weights
         are downloaded, once, into the Hub cache) or from a local folder, run or checkpoint."""
@@ -100,7 +100,7 @@ class Generator:
             return load_generator(local, device)
         return load_generator(pull_model(str(repo_id_or_path), revision, token=token).path, device)
 
-    def save_pretrained(self, save_directory: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+    def save_pretrained(self, save_directory: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> Path:
         """Write ``model.safetensors`` (+ the encoder's) and ``config.json``: what ``from_pretrained`` reads."""
         out = Path(save_directory)
         _save_weights(out / MODEL_FILE, self.module)
@@ -139,7 +139,7 @@ def _build(info: GeneratorInfo, weights: dict[str, torch.Tensor], device: torch.
     encoder = pair.encoder if encoder_weights else None
     try:
         pair.generator.load_state_dict(weights)
-        if encoder is not None:
+        if encoder is not None and encoder_weights:
             encoder.load_state_dict(encoder_weights)
     except RuntimeError as exc:
         raise CheckpointError(f"weights do not fit model {info.model}: {str(exc).splitlines()[0]}") from exc
@@ -151,7 +151,7 @@ def _from_checkpoint(path: Path, device: torch.device | str) -> Generator:
     return _build(meta.generator_info(), split_prefix("G_ema", tensors), device, split_prefix("E", tensors))
 
 
-def load_generator(path: str | os.PathLike, device: torch.device | str = "cpu") -> Generator:
+def load_generator(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> Generator:
     """Load from a run directory (its latest checkpoint), a checkpoint .json, an exported folder, or a
     Hugging Face Hub model 'hf:owner/name[@revision]'."""
     if str(path).startswith(HUB_PREFIX):
@@ -180,7 +180,8 @@ def load_generator(path: str | os.PathLike, device: torch.device | str = "cpu") 
     raise CheckpointError(f"{path} is not a run directory, a checkpoint .json or an exported generator folder")
 
 
-def export_generator(source: str | os.PathLike, out_dir: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+def export_generator(source: str | os.PathLike[str], out_dir: str | os.PathLike[str],
+                     extra: dict[str, Any] | None = None) -> Path:
     """Write the EMA generator as ``model.safetensors`` + ``config.json`` (loadable by load_generator)."""
     return load_generator(source).save_pretrained(out_dir, extra)
 

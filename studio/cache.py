@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +55,7 @@ class Preview:
 def preview(spec: str, resolution: int, count: int = 32) -> Preview:
     data = dataset(spec, resolution)
     picks = np.random.default_rng(0).choice(len(data), size=min(count, len(data)), replace=False)
-    counts = np.bincount(data.labels, minlength=len(data.class_names)) if data.class_names else []
+    counts: Iterable[int] = np.bincount(data.labels, minlength=len(data.class_names)) if data.class_names else []
     return Preview(data.images[np.sort(picks)], len(data), tuple(data.skipped),
                    {name: int(n) for name, n in zip(data.class_names, counts)})
 

@@ -74,12 +74,12 @@ def x_values(points: Sequence[TrainRecord | EvalRecord], axis: str, train: Seque
 def _wall_seconds(record: TrainRecord | EvalRecord, train: Sequence[TrainRecord]) -> float:
     if isinstance(record, TrainRecord) and record.wall is not None:
         return record.wall
-    before = [r for r in train if r.wall is not None and r.step <= record.step]
-    overhead = before[-1].wall - before[-1].time if before else 0.0
+    overheads = [r.wall - r.time for r in train if r.wall is not None and r.step <= record.step]
+    overhead = overheads[-1] if overheads else 0.0
     return record.time + overhead
 
 
-def loss_figure(lines: list[Mapping[str, Any]], revision: str, axis: str = "step", smoothing: float = 0.0,
+def loss_figure(lines: Sequence[Mapping[str, Any]], revision: str, axis: str = "step", smoothing: float = 0.0,
                 model_kind: str = records.ADVERSARIAL) -> go.Figure:
     """The losses (left) and the discriminator's outputs (right) a model of ``model_kind`` logs: for an
     autoencoder, its reconstruction and its latent discriminator's outputs on prior draws and codes."""
@@ -98,7 +98,7 @@ def loss_figure(lines: list[Mapping[str, Any]], revision: str, axis: str = "step
     return _styled(fig, revision)
 
 
-def metric_figure(lines: list[Mapping[str, Any]], revision: str, axis: str = "images", smoothing: float = 0.0
+def metric_figure(lines: Sequence[Mapping[str, Any]], revision: str, axis: str = "images", smoothing: float = 0.0
                   ) -> go.Figure:
     """Each metric in its own panel (their scales differ): the live metric, then periodic evaluations."""
     evals, train = records.eval_records(lines), records.train_records(lines)
@@ -133,7 +133,7 @@ def _add_curve(fig: go.Figure, points: list[tuple[float, float]], label: str, sm
                              line_color=colour, marker_color=colour), row=1, col=col)
 
 
-def overlay_figure(runs: Mapping[str, list[Mapping[str, Any]]], key: str, label: str, kind: str = records.TRAIN
+def overlay_figure(runs: Mapping[str, Sequence[Mapping[str, Any]]], key: str, label: str, kind: str = records.TRAIN
                    ) -> go.Figure:
     """One series of several runs on a common axis of images seen: a training statistic (e.g. 'loss_g',
     ``kind`` TRAIN) or a metric ('swd_256', ``kind`` EVAL)."""

@@ -39,7 +39,7 @@ STALE_PARTIAL_S = 3600  # a .partial file this old is left from an interrupted s
 
 def choose_dataset(uploads: Path) -> str | None:
     """Render the source chooser; return the engine dataset spec, or None until one is given."""
-    kind = st.segmented_control("Images", list(SOURCES), format_func=SOURCES.get, default="builtin",
+    kind = st.segmented_control("Images", list(SOURCES), format_func=SOURCES.__getitem__, default="builtin",
                                 required=True, key="data:kind", persist_state="session")
     if kind == "builtin":
         st.caption("10,000 cartoon faces of cats, dogs, foxes, bears and humans, drawn on this machine.")

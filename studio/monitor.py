@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import streamlit as st
 
@@ -21,8 +21,10 @@ from studio.settings import LIVE_REFRESH_SECONDS
 MAX_FRAMES = 60  # of a progress animation
 LOG_LINES = 40  # of the worker's log shown on the page
 LOG_TAIL_BYTES = 64 * 1024
-STATE_BADGES = {"starting": ("Starting", "blue"), "running": ("Training", "green"), "stopped": ("Stopped", "gray"),
-                "finished": ("Finished", "violet"), "failed": ("Failed", "red"), "unknown": ("Unknown", "gray")}
+BadgeColor = Literal["blue", "green", "gray", "violet", "red"]
+STATE_BADGES: dict[str, tuple[str, BadgeColor]] = {
+    "starting": ("Starting", "blue"), "running": ("Training", "green"), "stopped": ("Stopped", "gray"),
+    "finished": ("Finished", "violet"), "failed": ("Failed", "red"), "unknown": ("Unknown", "gray")}
 
 
 def duration(seconds: float | None) -> str:
@@ -194,11 +196,11 @@ def _chart_controls() -> tuple[str, float]:
     st.session_state.setdefault("chart:smoothing", 0.6)
     axis_col, smooth_col = st.columns(2)
     axis = axis_col.segmented_control("Plot against", list(charts.AXES), required=True, key="chart:axis",
-                                      format_func={"time": "Time", "step": "Steps", "images": "Images"}.get,
+                                      format_func={"time": "Time", "step": "Steps", "images": "Images"}.__getitem__,
                                       persist_state="session")
     smoothing = smooth_col.slider("Smoothing", 0.0, 0.99, step=0.01, key="chart:smoothing", persist_state="session",
                                   help="Exponential moving average, as in TensorBoard: 0 draws the raw values.")
-    return axis, smoothing
+    return axis or "time", smoothing
 
 
 def _quality_curve(run: engine.Run, lines: list[dict[str, Any]], live: bool, axis: str, smoothing: float) -> None:

@@ -16,7 +16,8 @@ __all__ = ["CheckpointError", "load_checkpoint", "load_verified", "module_tensor
            "read_checkpoint_meta", "restore_optimizer", "save_checkpoint", "split_prefix"]
 
 
-def _flatten_optimizer(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict]]:
+def _flatten_optimizer(prefix: str, opt: torch.optim.Optimizer
+                       ) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
     state = opt.state_dict()
     tensors = {}
     for idx, entry in state["state"].items():
@@ -25,7 +26,8 @@ def _flatten_optimizer(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[st
     return tensors, state["param_groups"]
 
 
-def _unflatten_optimizer(prefix: str, tensors: dict[str, torch.Tensor], groups: list[dict]) -> dict[str, Any]:
+def _unflatten_optimizer(prefix: str, tensors: dict[str, torch.Tensor],
+                         groups: list[dict[str, Any]]) -> dict[str, Any]:
     state: dict[int, dict[str, torch.Tensor]] = {}
     for name, value in tensors.items():
         if name.startswith(prefix + "."):

@@ -170,7 +170,7 @@ class CheckpointMeta:
     def generator_info(self) -> GeneratorInfo:
         """The generator this checkpoint holds (its EMA weights), described as an export describes it."""
         dataset = self.state.get("dataset") or {}
-        described = {key: self.state[key] for key in ("model", "model_options", "resolution", "latent_dim",
-                                                      "num_classes", "step", "images") if key in self.state}
+        keys = ("model", "model_options", "resolution", "latent_dim", "num_classes", "step", "images")
+        described: dict[str, Any] = {key: self.state[key] for key in keys if key in self.state}
         return GeneratorInfo.from_dict(dict(described, class_names=dataset.get("classes", []),
                                             dataset=dataset.get("spec")), "the checkpoint's model")

@@ -14,7 +14,7 @@ readers use these names, and read lines through the typed records below. Standar
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, TypeGuard
 
 # Record kinds: the value of KIND.
 TRAIN, EVAL, EVENT = "train", "eval", "event"
@@ -174,7 +174,7 @@ def events(records: Iterable[Mapping[str, Any]], name: str | None = None) -> lis
     return found if name is None else [r for r in found if r.event == name]
 
 
-def is_number(value: Any) -> bool:
+def is_number(value: Any) -> TypeGuard[int | float]:
     """An int or float that is not a bool: what a record's values are."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 

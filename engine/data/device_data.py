@@ -27,8 +27,8 @@ class DeviceDataset:
         self.seed = seed
         self.rank, self.world_size = rank, world_size
         self.stream = 0  # items of the data order consumed so far, over all ranks
-        self._origin: int | None = None  # stream position of a batch boundary
-        self._global_batch = 0
+        self._origin = 0  # stream position of a batch boundary
+        self._global_batch = 0  # 0: no boundary yet, the next take sets one
         self._perms: dict[int, torch.Tensor] = {}
         self._shards: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         if world_size == 1:
@@ -90,7 +90,7 @@ class DeviceDataset:
     def take(self, global_batch: int, channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """This rank's part of the next global batch: float images in [-1, 1] (N×3×H×W) and labels, on the
         device. Indices are sliced from per-epoch tensors already on the device: no transfer per step."""
-        if self._origin is None or global_batch != self._global_batch:
+        if global_batch != self._global_batch:
             self._origin, self._global_batch = self.stream, global_batch
             self._shards = {}
         remaining = global_batch // self.world_size
@@ -118,4 +118,4 @@ class DeviceDataset:
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.seed = int(state["seed"])
         self.stream = int(state["epoch"]) * len(self) + int(state["position"]) % len(self)
-        self._origin, self._perms, self._shards = None, {}, {}
+        self._global_batch, self._perms, self._shards = 0, {}, {}

@@ -423,7 +423,7 @@ def _render_range(seed: int, start: int, stop: int, res: int) -> tuple[np.ndarra
     labels = np.empty(stop - start, np.int64)
     for row, index in enumerate(range(start, stop)):
         img, labels[row] = _render_one(seed, index, size)
-        images[row] = np.asarray(img.resize((res, res), Image.LANCZOS, reducing_gap=1.5))
+        images[row] = np.asarray(img.resize((res, res), Image.Resampling.LANCZOS, reducing_gap=1.5))
     return images, labels
 
 

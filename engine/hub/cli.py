@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the `push`, `pull` and `publish-space` subcommands."""
     token = "The token comes from $HF_TOKEN or the saved `hf auth login` (it needs write access)."
     p = subparsers.add_parser("push", help="push a run's generator (and a model card) to a Hugging Face model repo",

@@ -50,9 +50,11 @@ def pulled_path(spec: str, training_state: bool = False) -> Path:
     repo_id, _, revision = spec.removeprefix(HUB_PREFIX).partition("@")
     if training_state:
         try:
-            return pull_model(repo_id, revision or None, with_training_state=True).training_dir
+            training = pull_model(repo_id, revision or None, with_training_state=True).training_dir
         except HubError:
-            pass
+            training = None
+        if training is not None:
+            return training
     return pull_model(repo_id, revision or None).path
 
 
@@ -135,7 +137,7 @@ def cached_models() -> list[PulledModel]:
     return found
 
 
-def materialise_run(pulled: PulledModel, run_dir: str | os.PathLike | None = None) -> Path:
+def materialise_run(pulled: PulledModel, run_dir: str | os.PathLike[str] | None = None) -> Path:
     """Copy a pulled training state into a new run directory that ``train --resume`` continues."""
     training = pulled.training_dir
     if training is None:

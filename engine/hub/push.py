@@ -54,7 +54,7 @@ def stage(run: Run, checkpoint: Path, repo_id: str, out: Path, with_training_sta
     return sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
 
 
-def push_run(run_dir: str | os.PathLike, repo_id: str, *, token: str | None = None, private: bool = False,
+def push_run(run_dir: str | os.PathLike[str], repo_id: str, *, token: str | None = None, private: bool = False,
              with_training_state: bool = False) -> PushResult:
     """Push the latest checkpoint of a run as a model repo (created if needed) in one commit."""
     repo_id = check_repo_id(repo_id)

@@ -34,7 +34,8 @@ class SpaceResult:
 def space_files(app: Path = APP) -> list[str]:
     """What a Space needs to run ``app`` (paths relative to its folder): the app, the files read beside it, and
     every file of the packages beside it that it imports, directly or through one another."""
-    root, packages, unread = app.parent, set(), [app]
+    root, unread = app.parent, [app]
+    packages: set[str] = set()
     while unread:
         for name in _imports(unread.pop()) - packages:
             if (root / name / "__init__.py").is_file():

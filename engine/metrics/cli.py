@@ -22,7 +22,7 @@ from engine.base.files import read_json
 DEFAULT_METRICS = "fid,kid,is,pr,swd,nn"
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the `metrics` subcommand."""
     known = "; ".join(f"{cls.name}: {cls.description}" for cls in list_metrics())
     p = subparsers.add_parser(

@@ -83,7 +83,7 @@ def evaluate(
         for metric in instances:
             metric.update(images)
     if net:
-        data.fake = FeatureSet(torch.cat([p.pool for p in fake_parts]), torch.cat([p.logits for p in fake_parts]))
+        data.fake = FeatureSet(torch.cat([p.pool for p in fake_parts]), torch.cat([p.class_logits() for p in fake_parts]))
 
     results = Results(errors=errors)
     for metric in instances:

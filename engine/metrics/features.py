@@ -28,6 +28,12 @@ class FeatureSet:
     def __len__(self) -> int:
         return len(self.pool)
 
+    def class_logits(self) -> torch.Tensor:
+        """`logits`, which extracted features have (cached real features keep `pool` only)."""
+        if self.logits is None:
+            raise ValueError("these features have no class logits")
+        return self.logits
+
     def fid_stats(self) -> dict[str, np.ndarray]:
         """Mean and covariance of `pool` as torch-fidelity computes them (computed once)."""
         if self._fid_stats is None:

@@ -24,5 +24,6 @@ class FID(Metric):
     feature_net = "required"
 
     def compute(self) -> dict[str, float]:
-        fake, real = self.data.fake.fid_stats(), self.data.real.fid_stats()
+        fake_features, real_features = self.data.features()
+        fake, real = fake_features.fid_stats(), real_features.fid_stats()
         return {"fid": frechet_distance(fake["mu"], fake["sigma"], real["mu"], real["sigma"])}

@@ -24,4 +24,5 @@ class InceptionScore(Metric):
     feature_net = "required"
 
     def compute(self) -> dict[str, float]:
-        return {"is": inception_score(self.data.fake.logits)}
+        fake, _ = self.data.features()
+        return {"is": inception_score(fake.class_logits())}

@@ -29,4 +29,5 @@ class KID(Metric):
     feature_net = "required"
 
     def compute(self) -> dict[str, float]:
-        return {"kid": kernel_inception_distance(self.data.fake.pool, self.data.real.pool)}
+        fake, real = self.data.features()
+        return {"kid": kernel_inception_distance(fake.pool, real.pool)}

@@ -91,7 +91,8 @@ class NearestTraining(Metric):
 
     def compute(self) -> dict[str, float]:
         if self.data.real is not None:
-            distances = nearest_distances(self.data.fake.pool, self.data.real.pool)
+            fake_features, real_features = self.data.features()
+            distances = nearest_distances(fake_features.pool, real_features.pool)
             return {"nn_feature": float(distances.median())}
         fake = _unit(np.concatenate(self.fake_rows))
         best = torch.full((len(fake),), float("inf"))

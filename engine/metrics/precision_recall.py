@@ -31,5 +31,6 @@ class PrecisionRecall(Metric):
     feature_net = "required"
 
     def compute(self) -> dict[str, float]:
-        precision, recall = precision_recall(self.data.fake.pool, self.data.real.pool)
+        fake, real = self.data.features()
+        precision, recall = precision_recall(fake.pool, real.pool)
         return {"precision": precision, "recall": recall}

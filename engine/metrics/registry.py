@@ -30,6 +30,12 @@ class EvalData:
     num_fake: int
     device: torch.device
 
+    def features(self) -> tuple[FeatureSet, FeatureSet]:
+        """(fake, real) features, for a metric that uses the feature network (loaded for it)."""
+        if self.fake is None or self.real is None:
+            raise RuntimeError("no feature network is loaded")
+        return self.fake, self.real
+
 
 class Metric:
     """One evaluation of one metric: sees the generated batches as they are made, then computes."""

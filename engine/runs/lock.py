@@ -41,6 +41,7 @@ class RunLock:
             if held.busy:
                 raise RunLockedError(_refusal(key, os.getpid()))
             handle, held._handle = held._handle, None
+            assert handle is not None, "a lock in _HELD keeps its handle until released"
         else:
             key.mkdir(parents=True, exist_ok=True)
             handle = _locked_handle(key)

@@ -50,7 +50,7 @@ def pid_alive(pid: int | None) -> bool:
 class Run:
     """Read (and, for the worker, write) one run directory. Safe to use while training runs."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
 
     @property

@@ -8,14 +8,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from engine.models import Capabilities
+from engine.models import AuxDiscriminator, Capabilities
 
 T = TypeVar("T")
 
@@ -49,7 +49,7 @@ class DiscriminatorPair(nn.Module):
         """Logits "real" and "fake"; "mixed" when interpolates for a gradient penalty are given;
         "aux" (D's self-supervised loss on the real batch) when D has one (an AuxDiscriminator)."""
         if self.has_aux:
-            real_logits, aux = self.discriminator.forward_with_aux(real, labels)
+            real_logits, aux = cast(AuxDiscriminator, self.discriminator).forward_with_aux(real, labels)
             out = {"real": real_logits, "aux": aux}
         else:
             out = {"real": self.discriminator(real, labels)}

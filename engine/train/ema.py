@@ -25,7 +25,7 @@ class EMA:
     @torch.no_grad()
     def update(self, model: nn.Module, batch_images: int, images_seen: int) -> None:
         beta = self.beta(batch_images, images_seen)
-        ema_params = list(self.ema.parameters())
+        ema_params: list[torch.Tensor] = list(self.ema.parameters())
         params = [p.detach() for p in model.parameters()]
         torch._foreach_lerp_(ema_params, params, 1.0 - beta)
         for b_ema, b in zip(self.ema.buffers(), model.buffers()):

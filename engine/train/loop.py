@@ -11,7 +11,7 @@ import statistics
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, cast
 
 import numpy as np
 import torch
@@ -28,7 +28,8 @@ from engine.device import OUT_OF_MEMORY_ADVICE, configure_backends, detect_devic
 from engine.expectations import record_speed
 from engine.grid import image_grid, save_png, to_uint8
 from engine.metrics.live import LiveSchedule, LiveSWD
-from engine.models import GanPair, build_loss, build_model, check_model_config, check_model_size, resolve_options
+from engine.models import (GanPair, Growing, ReportsGrowth, build_loss, build_model, check_model_config,
+                           check_model_size, resolve_options)
 from engine.runs import LAUNCH_ENV, Run, RunLock, file_clock
 from engine.train import distributed
 from engine.train.init import initial_weights
@@ -96,7 +97,7 @@ class Trainer:
                                   "or choose another directory")
         if self.dist.is_main:
             self.run.clean_leftovers()
-        self.device = detect_device(config.train.device) if not self.dist.active else self.dist.device
+        self.device = self.dist.device if self.dist.device is not None else detect_device(config.train.device)
         configure_backends(self.device, config.train.deterministic)
         self.bf16 = use_bf16(self.device, config.train.precision)
         config.model.options = resolve_options(config.model.name, config.model.options)
@@ -125,8 +126,9 @@ class Trainer:
         self._status("starting", phase="loading the dataset")
         data = distributed.main_first(lambda: load_dataset(config.data.spec, config.data.resolution,
                                                            mmap=self.dist.active), self.dist)
-        self.dataset_info = {"spec": config.data.spec, "fingerprint": data.fingerprint, "count": len(data),
-                             "classes": data.class_names, "skipped": len(data.skipped)}
+        self.dataset_info: dict[str, Any] = {"spec": config.data.spec, "fingerprint": data.fingerprint,
+                                             "count": len(data), "classes": data.class_names,
+                                             "skipped": len(data.skipped)}
         self.data = DeviceDataset(data.images, data.labels, self.device, config.train.seed, self.dist.rank,
                                   self.dist.world_size)
         self.real_images = data.images
@@ -139,9 +141,9 @@ class Trainer:
         self._status("starting", phase="choosing the memory layout")
         self.channels_last, self._layout_decided = self._memory_layout(pair, meta)
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
-        self.G = pair.generator.to(self.device, memory_format=memory_format)
-        self.D = pair.discriminator.to(self.device, memory_format=memory_format)
-        self.E = pair.encoder.to(self.device, memory_format=memory_format) if pair.encoder is not None else None
+        self.G = pair.generator.to(self.device).to(memory_format=memory_format)
+        self.D = pair.discriminator.to(self.device).to(memory_format=memory_format)
+        self.E = pair.encoder.to(self.device).to(memory_format=memory_format) if pair.encoder is not None else None
         self.ema = EMA(self.G, config.optim.ema_halflife_images, config.optim.ema_rampup)
         trained = Autoencoder(self.E, self.G) if self.E is not None else self.G
         self.G_train, self.D_train = distributed.wrap(trained, self.D, self.dist, config.train.sync_batchnorm,
@@ -229,7 +231,8 @@ class Trainer:
     def _initialise_from(self, source: str) -> None:
         """Start from another run's or an exported generator's weights (fine-tuning / transfer)."""
         weights = initial_weights(source, self.config.model.name, self.config.data.resolution)
-        weights.setdefault("G", weights.get("G_ema"))
+        if "G" not in weights:
+            weights["G"] = weights["G_ema"]
         weights.setdefault("G_ema", weights["G"])
         for prefix, module in self._modules().items():
             if prefix in weights:
@@ -244,7 +247,7 @@ class Trainer:
         """Let a growing model (``Capabilities.grows``: the progressive GAN) follow the images seen."""
         if self.capabilities.grows:
             for module in (self.G, self.D, self.ema.ema):
-                module.set_progress(self.images)
+                cast(Growing, module).set_progress(self.images)
 
     def _state_tensors(self) -> dict[str, torch.Tensor]:
         tensors = {"rng.cpu": torch.get_rng_state(), "rng.noise": self.noise.gen.get_state(),
@@ -353,7 +356,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- steps
 
-    def autocast(self) -> contextlib.AbstractContextManager:
+    def autocast(self) -> contextlib.AbstractContextManager[None]:
         if self.bf16:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
@@ -506,7 +509,7 @@ class Trainer:
             records.IMG_PER_SEC: img_per_sec, records.LR_G: self.opt_g.param_groups[0]["lr"],
             records.LR_D: self.opt_d.param_groups[0]["lr"]})
         if self.capabilities.grows:
-            stats.update(self.G.progress_info())
+            stats.update(cast(ReportsGrowth, self.G).progress_info())
         record = records.TrainRecord(self.step, self.images, round(self.train_seconds, 3),
                                      round(self.wall_seconds(), 3), stats).to_dict()
         if self.dist.is_main:
@@ -711,7 +714,7 @@ def compiled_layout(setting: str) -> bool:
 def compiled(mode: str, *modules: torch.nn.Module) -> tuple[torch.nn.Module, ...]:
     """torch.compile each module; a module that cannot be compiled here runs eagerly instead."""
     torch._dynamo.config.suppress_errors = True  # fall back to eager per frame when compilation fails
-    return tuple(torch.compile(module, mode=mode) for module in modules)
+    return tuple(cast(torch.nn.Module, torch.compile(module, mode=mode)) for module in modules)
 
 
 def check_metrics(cfg: MetricsConfig) -> None:

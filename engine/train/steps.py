@@ -96,7 +96,7 @@ class AdversarialStep:
                     with torch.no_grad():
                         fake = p.G(batch.z, batch.labels)
                 real_in, fake_in = p.augment(batch.real), p.augment(fake.detach())
-                mixed = interpolates(real_in, fake_in, batch.mix) if p.loss.uses_interpolates else None
+                mixed = interpolates(real_in, fake_in, batch.mix) if batch.mix is not None else None
                 out = p.D_pair(real_in, fake_in, batch.labels, mixed)
                 loss_d = p.loss.d_loss(out["real"].float(), out["fake"].float())
                 if mixed is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import numpy as np
 import streamlit as st
@@ -191,10 +192,11 @@ def explore(source: generators.Source, trunc_col: DeltaGenerator, class_col: Del
         names = gen.class_names or [str(i) for i in range(gen.num_classes)]
         cls = class_col.selectbox("Class", range(gen.num_classes), format_func=names.__getitem__, key="class",
                                   persist_state="session")
-    bodies = (("draw samples", lambda: samples_tab(source, ver, trunc, cls)),
-              ("interpolate", lambda: interpolation_tab(source, ver, trunc, cls)),
-              ("compute latent directions", lambda: directions_tab(source, ver, trunc, cls)),
-              ("compare with the training images", lambda: real_tab(source, ver, trunc, cls, gen.resolution)))
+    bodies: tuple[tuple[str, Callable[[], None]], ...] = (
+        ("draw samples", lambda: samples_tab(source, ver, trunc, cls)),
+        ("interpolate", lambda: interpolation_tab(source, ver, trunc, cls)),
+        ("compute latent directions", lambda: directions_tab(source, ver, trunc, cls)),
+        ("compare with the training images", lambda: real_tab(source, ver, trunc, cls, gen.resolution)))
     names = TABS
     if gen.encoder is not None:
         names += (RECONSTRUCTIONS,)

@@ -48,7 +48,7 @@ def gpu_count(config: engine.Config) -> int:
 
 def missing_data_reason() -> str:
     """Why there is no dataset yet, in the words of the chosen source."""
-    kind = st.session_state.get("data:kind")
+    kind = st.session_state.get("data:kind", "")
     if kind == "zip":
         return "upload a .zip of images, or pick one uploaded before"
     if kind == "folder":
