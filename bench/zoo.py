@@ -1,8 +1,9 @@
 """Model zoo benchmark: every model trains for the same wall-clock budget on the same images, then
 its EMA generator is scored (SWD always; FID too when the Inception weights are available).
 
-Each model runs from its recipe (see RECIPES; on a CPU at the recipe's CPU size, engine.presets.SIZES,
-as the studio and the CLI run it) in a fresh process, so peak memory is its own:
+Each model runs from the recipe it declares (ModelSettings.recipe, collected in RECIPES; on a CPU at the
+recipe's CPU size, engine.presets.SIZES, as the studio and the CLI run it) in a fresh process, so peak memory
+is its own:
 CUDA peak allocated memory on a GPU, peak resident memory of the process on a CPU.
 
     python bench/zoo.py [--seconds 120] [--resolution 64] [--device auto] [--models dcgan,fastgan]
@@ -27,17 +28,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from engine.models import get_model, list_models  # noqa: E402  (importable once the path is set)
+
 SHARED_CATS = ROOT.parent / "shared" / "datasets" / "afhq_cat64"
-RECIPES = {  # model -> the preset it trains from
-    "basic": "cat-faces-simple-gan-64",
-    "dcgan": "face-course-dcgan-64-ttur",
-    "cdcgan": "conditional-dcgan-64",
-    "wgan-gp": "wgan-gp-64",
-    "sngan": "sngan-hinge-64",
-    "aae": "anime-aae-128",
-    "progressive": "face-course-progressive-128",
-    "fastgan": "fastgan-64",
-}
+RECIPES = {m.name: m.settings.recipe_name for m in list_models() if m.settings}  # model -> its declared recipe
+
+
 def dataset_spec(name: str) -> str | None:
     """The engine spec for a benchmark dataset name, or None when it is not on this machine."""
     if not name.startswith("cats"):
@@ -69,8 +65,10 @@ def bench_config(model: str, spec: str, resolution: int, seconds: float, device:
     config.train.max_seconds, config.train.device = seconds, device
     config.train.grid_every = config.train.checkpoint_every = 10**9
     config.train.log_every = 50
-    if model == "progressive" and schedule_images:
-        config.model.options["fade_images"] = config.model.options["stable_images"] = schedule_images
+    settings = get_model(model).settings
+    if schedule_images and settings:
+        for option in settings.schedule_options:
+            config.model.options[option] = schedule_images
     return config
 
 
@@ -137,7 +135,8 @@ def main() -> None:
                         help="small: each recipe's CPU size (widths, batch); preset: as published "
                              "(auto: small on a CPU)")
     parser.add_argument("--schedule-images", type=int, default=0,
-                        help="progressive GAN fade/stable images per stage (default: the recipe's, at its size)")
+                        help="images per stage of models that grow (the progressive GAN's fade and stable "
+                             "images; default: the recipe's, at its size)")
     parser.add_argument("--samples", type=int, default=1000, help="generated images per score")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--grids", type=Path, help="save 36 samples of each model here as PNG")

@@ -1,8 +1,9 @@
 """Named recipes from the projects our users come from, each sized for the device it runs on.
 
-``PRESETS`` holds every recipe as published (sized for the source's GPU). ``SIZES`` says how each
-recipe is sized for a CPU, a small GPU and a large GPU; ``recipe()`` applies the size that fits the
-device (or the one asked for) and says which it applied.
+``PRESETS`` holds every recipe as published (sized for the source's GPU): those below and those model
+files declare next to their models (``engine.models.Recipe``). ``SIZES`` says how each recipe is sized
+for a CPU, a small GPU and a large GPU; ``recipe()`` applies the size that fits the device (or the one
+asked for) and says which it applied.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 
 from engine.config import Config, DataConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig
 from engine.device import DeviceError
-from engine.models import resolve_options
+from engine.models import declared_recipes, resolve_options
 
 DEVICE_CLASSES = ("cpu", "small-gpu", "large-gpu")
 SIZE_CHOICES = ("auto", *DEVICE_CLASSES, "source")
@@ -164,6 +165,12 @@ _CPU_SIZES: dict[str, Size] = {
     "fastgan-64": _cpu(16, 64, {"ngf": 8, "ndf": 8}, 50),
     "face-course-dcgan-64-ttur": _cpu(32, 64, {"ngf": 32, "ndf": 32}, 50),
 }
+for _declared in declared_recipes():
+    if _declared.name in PRESETS:
+        raise ValueError(f"recipe {_declared.name} is declared twice")
+    PRESETS[_declared.name] = _declared.config
+    _CPU_SIZES[_declared.name] = _cpu(_declared.cpu_batch_size, _declared.cpu_resolution, _declared.cpu_options,
+                                      _declared.cpu_grid_every)
 
 
 def _gpu_sizes(name: str) -> dict[str, Size]:

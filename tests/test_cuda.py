@@ -15,14 +15,14 @@ from engine.models import get_model
 from engine.runs import Run
 from engine.train import Trainer
 from tests.conftest import tiny_config
-from tests.test_zoo import MODELS, SMALL
+from tests.test_zoo import MODELS
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
 def _config(steps: int, model: str = "dcgan", **train: object):
     config = tiny_config(max_steps=steps, device="cuda", batch_size=32, **train)
-    config.model.name, config.model.options = model, dict(SMALL[model])
+    config.model.name, config.model.options = model, dict(get_model(model).settings.tiny)
     config.loss.kind = get_model(model).loss or "bce"
     return config
 

@@ -13,7 +13,7 @@ from engine import expectations
 from engine.config import ConfigError
 from engine.device import DeviceError
 from engine.expectations import IMAGES_TO_FACES, Expectation, duration, expectation, record_speed
-from engine.models import build_model, get_model
+from engine.models import build_model, declared_recipes, get_model
 from engine.presets import (DEVICE_CLASSES, PRESETS, RECOMMENDED, SIZES, Size, device_class, preset, recipe,
                             recommended, suggested_config)
 from engine.train import Trainer
@@ -125,8 +125,14 @@ def test_nothing_measured_means_no_speed_and_nothing_too_slow(monkeypatch, tmp_p
 
 
 def test_the_shipped_benchmark_covers_every_recipe_on_a_cpu_and_applies_only_at_that_size(monkeypatch):
+    """Every recipe of engine/presets.py has a shipped CPU speed; one a model file declares may lack it until
+    bench/recipe_speeds.py --write measures it, and meanwhile nothing is promised for it."""
     table = json.loads(expectations.SPEEDS_TABLE.read_text())
-    assert set(table["cpu"]) == set(PRESETS) and all(e["img_per_sec"] > 0 for e in table["cpu"].values())
+    declared = {declared.name for declared in declared_recipes()}
+    assert set(PRESETS) - declared <= set(table["cpu"]) <= set(PRESETS)
+    assert all(e["img_per_sec"] > 0 for e in table["cpu"].values())
+    for unmeasured in declared - set(table["cpu"]):
+        assert expectation(recipe(unmeasured, CPU)[0], CPU).img_per_sec is None
     name = "fastgan-64"  # its published size differs from its CPU size
     found = expectation(recipe(name, CPU)[0], CPU)
     assert found.img_per_sec == table["cpu"][name]["img_per_sec"]

@@ -1,23 +1,42 @@
-"""Every registered model: shapes at each resolution, and exact resume through a checkpoint."""
+"""Every registered model: its declared test and benchmark settings, shapes at each resolution, and exact
+resume through a checkpoint."""
+
+import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
 from engine import load_generator
-from engine.config import ConfigError
+from engine.config import ConfigError, OptimConfig
 from engine.models.losses import WassersteinGPLoss, interpolates
-from engine.models import build_model, get_model, list_models
+from engine.models import Recipe, build_model, get_model, list_models
 from engine.presets import PRESETS, RECOMMENDED, SIZES, recipe, suggested_config
 from engine.train import Trainer
 from tests.conftest import tiny_config
 
-SMALL = {"dcgan": {"ngf": 8, "ndf": 8}, "basic": {"hidden": 64}, "sngan": {"g_channels": 16, "d_channels": 16},
-         "cdcgan": {"ngf": 8, "ndf": 8}, "wgan-gp": {"ngf": 8, "ndf": 8},
-         "aae": {"ngf": 8, "nef": 8, "latent_dim": 16, "d_hidden": 32},
-         "progressive": {"latent_dim": 32, "fmap_base": 256, "fmap_max": 32, "fade_images": 32, "stable_images": 16},
-         "fastgan": {"latent_dim": 32, "ngf": 4, "ndf": 4}}
 MODELS = [m.name for m in list_models()]
+
+
+def tiny(name: str) -> dict:
+    """The model's declared tiny options (a copy): builds at every resolution at once."""
+    return dict(get_model(name).settings.tiny)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_model_declares_its_test_and_benchmark_settings(name):
+    """Without them the parametrised tests and bench/zoo.py would skip the model: tiny and small options
+    that build, optimiser overrides OptimConfig has, and a recipe that trains this model."""
+    info = get_model(name)
+    settings = info.settings
+    assert settings is not None, f"register_model({name!r}, ..., settings=ModelSettings(...)) is missing"
+    for options in (settings.tiny, settings.small):
+        build_model(name, options, 32 if 32 in info.resolutions else info.resolutions[0], num_classes=5)
+    assert set(settings.small_optim) <= {f.name for f in dataclasses.fields(OptimConfig)}
+    assert set(settings.schedule_options) <= set(info.options)
+    assert settings.recipe_name in PRESETS and PRESETS[settings.recipe_name].model.name == name
+    if isinstance(settings.recipe, Recipe):
+        assert PRESETS[settings.recipe.name] is settings.recipe.config
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -25,7 +44,7 @@ def test_shapes_at_every_supported_resolution(name):
     info = next(m for m in list_models() if m.name == name)
     labels = torch.tensor([0, 4])
     for resolution in info.resolutions:
-        pair = build_model(name, SMALL[name], resolution, num_classes=5)
+        pair = build_model(name, tiny(name), resolution, num_classes=5)
         images = pair.generator(torch.randn(2, pair.latent_dim), labels)
         assert images.shape == (2, 3, resolution, resolution) and images.abs().max() <= 1
         judged = images if pair.encoder is None else pair.encoder(images)
@@ -38,7 +57,7 @@ def test_shapes_at_every_supported_resolution(name):
 def test_resume_equals_a_straight_run(name, tmp_path):
     def config(steps):
         cfg = tiny_config(max_steps=steps, checkpoint_every=100, memory_format="contiguous")  # one layout for both
-        cfg.model.name, cfg.model.options = name, dict(SMALL[name])
+        cfg.model.name, cfg.model.options = name, tiny(name)
         cfg.loss.kind = get_model(name).loss or "bce"
         cfg.optim.n_critic = 2
         return cfg
@@ -55,7 +74,7 @@ def test_resume_equals_a_straight_run(name, tmp_path):
 
 def test_conditional_model_follows_the_class_and_needs_labels(tmp_path):
     config = tiny_config(max_steps=4)
-    config.model.name, config.model.options = "cdcgan", dict(SMALL["cdcgan"])
+    config.model.name, config.model.options = "cdcgan", tiny("cdcgan")
     Trainer(config, tmp_path / "run").train()
     gen = load_generator(tmp_path / "run")
     assert gen.num_classes == 5 and gen.class_names[:2] == ["cat", "dog"]
@@ -104,7 +123,7 @@ def test_wgan_gp_penalty_uses_interpolates_and_pulls_gradient_norms_to_one():
 
 def test_wgan_gp_refuses_the_wrong_loss_and_a_batchnorm_critic(tmp_path):
     config = tiny_config()
-    config.model.name, config.model.options = "wgan-gp", dict(SMALL["wgan-gp"])
+    config.model.name, config.model.options = "wgan-gp", tiny("wgan-gp")
     with pytest.raises(ConfigError, match="loss.kind=wgan-gp"):
         Trainer(config, tmp_path / "run")
     with pytest.raises(ConfigError, match="BatchNorm"):

@@ -12,19 +12,6 @@ from engine.train import Trainer
 from tests.conftest import tiny_config
 
 DATASET = "builtin:faces:512"
-# Small widths so each model trains 160 steps in seconds; otherwise each model's own defaults.
-OPTIONS = {
-    "basic": {"hidden": 256},
-    "dcgan": {"ngf": 16, "ndf": 16},
-    "cdcgan": {"ngf": 16, "ndf": 16},
-    "wgan-gp": {"ngf": 16, "ndf": 16},
-    "sngan": {"g_channels": 16, "d_channels": 16},
-    "aae": {"ngf": 16, "nef": 16, "latent_dim": 32, "d_hidden": 128},
-    "progressive": {"latent_dim": 64, "fmap_base": 512, "fmap_max": 64, "fade_images": 640, "stable_images": 640},
-    "fastgan": {"latent_dim": 64, "ngf": 4, "ndf": 8},
-}
-OPTIM = {"wgan-gp": dict(lr_g=2e-4, lr_d=2e-4, beta1=0.0, beta2=0.9, n_critic=2),
-         "sngan": dict(beta1=0.0, beta2=0.9), "progressive": dict(beta1=0.0, beta2=0.99)}
 
 
 def _histogram_distance(fake: np.ndarray, real: np.ndarray) -> float:
@@ -40,18 +27,16 @@ def _moment_distance(fake: np.ndarray, real: np.ndarray) -> float:
     return float(np.abs(f.mean(0) - r.mean(0)).mean() + np.abs(f.std(0) - r.std(0)).mean())
 
 
-def test_every_model_has_training_options_here():
-    assert sorted(OPTIONS) == sorted(m.name for m in list_models())
-
-
-@pytest.mark.parametrize("name", sorted(OPTIONS))
+@pytest.mark.parametrize("name", sorted(m.name for m in list_models()))
 def test_short_training_moves_samples_toward_the_data(name, tmp_path):
+    """Each model at its declared small options (ModelSettings.small, small_optim): 160 steps in seconds."""
+    settings = get_model(name).settings
     config = tiny_config(max_steps=160, dataset=DATASET, log_every=20, checkpoint_every=160, grid_every=1000)
-    config.model.name, config.model.options = name, dict(OPTIONS[name])
+    config.model.name, config.model.options = name, dict(settings.small)
     config.loss.kind = get_model(name).loss or "bce"
     config.train.batch_size = 32
     config.optim.ema_halflife_images = 500
-    for key, value in OPTIM.get(name, {}).items():
+    for key, value in settings.small_optim.items():
         setattr(config.optim, key, value)
     Trainer(config, tmp_path / "run").train()
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from engine.config import ConfigError
 from engine.models.dcgan import DCGANGenerator, DCGANOptions, dcgan_init
-from engine.models.registry import Capabilities, GanPair, choice, register_model
+from engine.models.registry import Capabilities, GanPair, ModelSettings, choice, register_model
 
 
 @dataclass
@@ -65,7 +65,10 @@ class LatentDiscriminator(nn.Module):
 
 @register_model("aae", "Adversarial autoencoder (Makhzani et al. 2015): conv encoder, DCGAN decoder, "
                 "discriminator on the latent code", (32, 64, 128, 256), AAEOptions, loss="bce",
-                capabilities=Capabilities(step="autoencoder"))
+                capabilities=Capabilities(step="autoencoder"),
+                settings=ModelSettings(tiny={"ngf": 8, "nef": 8, "latent_dim": 16, "d_hidden": 32},
+                                       small={"ngf": 16, "nef": 16, "latent_dim": 32, "d_hidden": 128},
+                                       recipe="anime-aae-128"))
 def build_aae(opts: AAEOptions, resolution: int, num_classes: int) -> GanPair:
     if opts.latent_dim < 1 or opts.ngf < 1 or opts.nef < 1 or opts.d_hidden < 1:
         raise ConfigError("aae latent_dim, ngf, nef and d_hidden must be positive")

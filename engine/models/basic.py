@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from engine.models.registry import GanPair, register_model
+from engine.models.registry import GanPair, ModelSettings, register_model
 
 
 @dataclass
@@ -57,6 +57,7 @@ class BasicDiscriminator(nn.Module):
 
 
 @register_model("basic", "Basic GAN (Goodfellow et al. 2014): fully-connected G and D", (28, 32, 48, 64),
-                BasicGANOptions)
+                BasicGANOptions,
+                settings=ModelSettings(tiny={"hidden": 64}, small={"hidden": 256}, recipe="cat-faces-simple-gan-64"))
 def build_basic(opts: BasicGANOptions, resolution: int, num_classes: int) -> GanPair:
     return GanPair(BasicGenerator(opts, resolution), BasicDiscriminator(opts, resolution), opts.latent_dim)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from engine.config import ConfigError
-from engine.models.registry import GanPair, choice, register_model
+from engine.models.registry import GanPair, ModelSettings, choice, register_model
 
 
 @dataclass
@@ -96,7 +96,9 @@ def dcgan_init(module: nn.Module) -> None:
 
 
 @register_model("dcgan", "DCGAN (Radford et al. 2015): transposed-conv G, strided-conv D",
-                (32, 64, 128, 256), DCGANOptions)
+                (32, 64, 128, 256), DCGANOptions,
+                settings=ModelSettings(tiny={"ngf": 8, "ndf": 8}, small={"ngf": 16, "ndf": 16},
+                                       recipe="face-course-dcgan-64-ttur"))
 def build_dcgan(opts: DCGANOptions, resolution: int, num_classes: int) -> GanPair:
     if opts.latent_dim < 1 or opts.ngf < 1 or opts.ndf < 1:
         raise ConfigError("dcgan latent_dim, ngf and ndf must be positive")
@@ -146,7 +148,9 @@ class ProjectionDiscriminator(nn.Module):
 
 
 @register_model("cdcgan", "Conditional DCGAN: class embedding into G, projection discriminator",
-                (32, 64, 128, 256), ConditionalDCGANOptions, conditional=True)
+                (32, 64, 128, 256), ConditionalDCGANOptions, conditional=True,
+                settings=ModelSettings(tiny={"ngf": 8, "ndf": 8}, small={"ngf": 16, "ndf": 16},
+                                       recipe="conditional-dcgan-64"))
 def build_conditional_dcgan(opts: ConditionalDCGANOptions, resolution: int, num_classes: int) -> GanPair:
     g = ConditionalGenerator(opts, resolution, num_classes)
     d = ProjectionDiscriminator(opts, resolution, num_classes)
@@ -164,7 +168,9 @@ class WGANGPOptions(DCGANOptions):
 
 
 @register_model("wgan-gp", "WGAN-GP (Gulrajani et al. 2017): DCGAN layout, critic without BatchNorm, "
-                "gradient penalty λ=10", (32, 64, 128, 256), WGANGPOptions, loss="wgan-gp")
+                "gradient penalty λ=10", (32, 64, 128, 256), WGANGPOptions, loss="wgan-gp",
+                settings=ModelSettings(tiny={"ngf": 8, "ndf": 8}, small={"ngf": 16, "ndf": 16}, recipe="wgan-gp-64",
+                                       small_optim=dict(lr_g=2e-4, lr_d=2e-4, beta1=0.0, beta2=0.9, n_critic=2)))
 def build_wgan_gp(opts: WGANGPOptions, resolution: int, num_classes: int) -> GanPair:
     if opts.d_batchnorm:
         raise ConfigError("the WGAN-GP critic must not use BatchNorm: set d_batchnorm=false")

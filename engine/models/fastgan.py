@@ -13,7 +13,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from engine.config import ConfigError
 from engine.models.dcgan import dcgan_init
-from engine.models.registry import Capabilities, GanPair, register_model
+from engine.models.registry import Capabilities, GanPair, ModelSettings, register_model
 from engine.models.shapes import doublings
 
 # Channels at each feature resolution, as multiples of ngf / ndf (the paper's table).
@@ -179,7 +179,9 @@ class FastGANDiscriminator(nn.Module):
 
 @register_model("fastgan", "FastGAN-style (Liu et al. 2021): skip-layer excitation G, self-supervised D; "
                 "for small datasets with DiffAugment", (32, 64, 128, 256), FastGANOptions, loss="hinge",
-                capabilities=Capabilities(aux_loss=True))
+                capabilities=Capabilities(aux_loss=True),
+                settings=ModelSettings(tiny={"latent_dim": 32, "ngf": 4, "ndf": 4},
+                                       small={"latent_dim": 64, "ngf": 4, "ndf": 8}, recipe="fastgan-64"))
 def build_fastgan(opts: FastGANOptions, resolution: int, num_classes: int) -> GanPair:
     if opts.latent_dim < 1 or opts.ngf < 1 or opts.ndf < 1:
         raise ConfigError("fastgan latent_dim, ngf and ndf must be positive")

@@ -19,7 +19,7 @@ from torch import nn
 
 from engine.config import ConfigError
 from engine.base import records
-from engine.models.registry import Capabilities, GanPair, register_model
+from engine.models.registry import Capabilities, GanPair, ModelSettings, register_model
 from engine.models.shapes import doublings
 
 
@@ -260,7 +260,13 @@ class ProgressiveDiscriminator(_Growing):
 
 @register_model("progressive", "Progressive GAN (Karras et al. 2018), simplified: grows from 4×4/8×8 with "
                 "fade-in, minibatch-stddev, equalised LR", (32, 64, 128, 256), ProgressiveOptions,
-                capabilities=Capabilities(grows=True))
+                capabilities=Capabilities(grows=True),
+                settings=ModelSettings(
+                    tiny={"latent_dim": 32, "fmap_base": 256, "fmap_max": 32, "fade_images": 32, "stable_images": 16},
+                    small={"latent_dim": 64, "fmap_base": 512, "fmap_max": 64, "fade_images": 640,
+                           "stable_images": 640},
+                    recipe="face-course-progressive-128", small_optim=dict(beta1=0.0, beta2=0.99),
+                    schedule_options=("fade_images", "stable_images")))
 def build_progressive(opts: ProgressiveOptions, resolution: int, num_classes: int) -> GanPair:
     if opts.latent_dim < 1 or opts.fmap_max < 1 or opts.fmap_base < resolution:
         raise ConfigError(f"progressive latent_dim and fmap_max must be positive and fmap_base at least the "

@@ -1,9 +1,11 @@
-"""Model registry: name -> (options dataclass, builder, capabilities). Adding a model is one file + one line.
+"""Model registry: name -> (options dataclass, builder, capabilities, settings). Adding a model is one file +
+one import line (docs/adding-a-model.md).
 
 A model declares what the training loop needs to know about it (``Capabilities``): which training
 step it takes and which optional hooks its networks implement (the Protocols below). The loop
 dispatches on the declaration and imports no model module; ``build_model`` checks that the built
-networks really have the hooks declared.
+networks really have the hooks declared. It also declares how the test suite and the zoo benchmark
+size it (``ModelSettings``), and may declare its own recipe (``Recipe``), so they pick it up unedited.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 from torch import nn
 
 from engine.base import records
-from engine.config import ConfigError, dataclass_from_dict
+from engine.config import Config, ConfigError, dataclass_from_dict
 
 TRAINING_STEPS = records.MODEL_KINDS  # the steps engine.train implements (engine/train/steps.py)
 
@@ -58,6 +60,44 @@ class Capabilities:
             raise ValueError(f"training step must be one of {', '.join(TRAINING_STEPS)}, not {self.step!r}")
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """A named recipe declared next to its model; ``engine.presets`` lists it with its own (PRESETS, SIZES).
+
+    ``config`` is the recipe as published; the ``cpu_*`` fields are its CPU size (narrow widths at ≤ 64 px,
+    batch 16-32, a grid every ``cpu_grid_every`` steps), which the studio, the CLI and the zoo benchmark
+    apply on a CPU. On GPUs it is sized like every recipe."""
+
+    name: str
+    config: Config
+    cpu_batch_size: int
+    cpu_resolution: int
+    cpu_options: dict[str, Any] = field(default_factory=dict)
+    cpu_grid_every: int = 50
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """How the test suite and the zoo benchmark size a model, declared when it is registered.
+
+    ``tiny``: options that build at every supported resolution at once (the shape, resume and CUDA tests).
+    ``small``: options that train 160 steps of batch 32 at 32 px in seconds and still learn
+    (tests/test_zoo_training.py), with ``small_optim`` overriding OptimConfig fields for that training.
+    ``recipe``: what bench/zoo.py trains it from, a recipe name in engine.presets or a Recipe declared here.
+    ``schedule_options``: options counted in images that bench/zoo.py's --schedule-images sets (stage lengths).
+    """
+
+    tiny: dict[str, Any]
+    small: dict[str, Any]
+    recipe: str | Recipe
+    small_optim: dict[str, Any] = field(default_factory=dict)
+    schedule_options: tuple[str, ...] = ()
+
+    @property
+    def recipe_name(self) -> str:
+        return self.recipe if isinstance(self.recipe, str) else self.recipe.name
+
+
 @dataclass
 class GanPair:
     """What a builder returns: the two networks, the latent size, an encoder for autoencoders, and
@@ -86,6 +126,7 @@ class ModelInfo:
     conditional: bool  # needs the dataset's class labels
     loss: str | None  # the loss kind the model is defined with, if it needs one
     capabilities: Capabilities
+    settings: ModelSettings | None  # every model of the zoo declares them (tests/test_zoo.py checks)
 
 
 _MODELS: dict[str, ModelInfo] = {}
@@ -94,16 +135,19 @@ MAX_OPTION = 2**31 - 1  # widths, sizes and image counts; sizes that large are r
 
 def register_model(name: str, description: str, resolutions: tuple[int, ...], options_type: type,
                    conditional: bool = False, loss: str | None = None,
-                   capabilities: Capabilities = Capabilities()
+                   capabilities: Capabilities = Capabilities(), settings: ModelSettings | None = None
                    ) -> Callable[[Callable[[Any, int, int], GanPair]], Callable[[Any, int, int], GanPair]]:
     """Decorator for ``build(options, resolution, num_classes) -> GanPair``."""
+    if settings is not None and isinstance(settings.recipe, Recipe) and settings.recipe.config.model.name != name:
+        raise ValueError(f"recipe {settings.recipe.name} of model {name} trains "
+                         f"model {settings.recipe.config.model.name!r}")
 
     def add(build: Callable[[Any, int, int], GanPair]) -> Callable[[Any, int, int], GanPair]:
         defaults = dataclasses.asdict(options_type())
         choices = {f.name: tuple(f.metadata["choices"]) for f in dataclasses.fields(options_type)
                    if "choices" in f.metadata}
         _MODELS[name] = ModelInfo(name, description, resolutions, defaults, build, options_type, choices,
-                                  conditional, loss, capabilities)
+                                  conditional, loss, capabilities, settings)
         return build
 
     return add
@@ -111,6 +155,11 @@ def register_model(name: str, description: str, resolutions: tuple[int, ...], op
 
 def list_models() -> list[ModelInfo]:
     return list(_MODELS.values())
+
+
+def declared_recipes() -> list[Recipe]:
+    """The recipes model files declare next to their models (engine.presets lists them)."""
+    return [m.settings.recipe for m in _MODELS.values() if m.settings and isinstance(m.settings.recipe, Recipe)]
 
 
 def get_model(name: str) -> ModelInfo:

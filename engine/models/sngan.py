@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from engine.models.registry import GanPair, register_model
+from engine.models.registry import GanPair, ModelSettings, register_model
 
 
 @dataclass
@@ -87,6 +87,9 @@ class SNGANDiscriminator(nn.Module):
 
 
 @register_model("sngan", "SNGAN (Miyato et al. 2018): ResNet G, spectrally normalised ResNet D, hinge loss",
-                (32, 64, 128), SNGANOptions)
+                (32, 64, 128), SNGANOptions,
+                settings=ModelSettings(tiny={"g_channels": 16, "d_channels": 16},
+                                       small={"g_channels": 16, "d_channels": 16}, recipe="sngan-hinge-64",
+                                       small_optim=dict(beta1=0.0, beta2=0.9)))
 def build_sngan(opts: SNGANOptions, resolution: int, num_classes: int) -> GanPair:
     return GanPair(SNGANGenerator(opts, resolution), SNGANDiscriminator(opts, resolution), opts.latent_dim)
