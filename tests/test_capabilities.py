@@ -105,21 +105,21 @@ def test_the_loop_calls_a_hook_because_it_is_declared_not_because_it_exists(temp
 
 
 def test_a_registered_loss_trains_without_touching_the_step(temporary_registry, tmp_path):
-    @register_loss("least-squares", "Least squares", "LSGAN (Mao et al. 2017), for this test.")
-    class LeastSquares(Loss):
+    @register_loss("shifted-least-squares", "Shifted least squares", "Targets ±1 instead of LSGAN's 0/1, for this test.")
+    class ShiftedLeastSquares(Loss):
         def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-            return (real_logits - 1).square().mean() + fake_logits.square().mean()
+            return (real_logits - 1).square().mean() + (fake_logits + 1).square().mean()
 
         def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
             return (fake_logits - 1).square().mean()
 
-    assert "least-squares" in [info.name for info in list_losses()]
+    assert "shifted-least-squares" in [info.name for info in list_losses()]
     config = tiny_config(max_steps=4, log_every=2)
-    config.loss.kind = "least-squares"
+    config.loss.kind = "shifted-least-squares"
     config.validate()
     check_model_config(config)
     assert Trainer(config, tmp_path / "run").train() == "finished"
-    assert isinstance(get_loss("least-squares").build(config.loss), LeastSquares)
+    assert isinstance(get_loss("shifted-least-squares").build(config.loss), ShiftedLeastSquares)
 
 
 def test_losses_say_what_the_studio_shows():
