@@ -9,6 +9,7 @@ asked for) and says which it applied.
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,9 +179,8 @@ def _gpu_sizes(name: str) -> dict[str, Size]:
     Both log, draw grids and checkpoint less often than the default (a GPU takes hundreds of steps a second)."""
     config = PRESETS[name]
     res, batch = config.data.resolution, config.train.batch_size
-    cadence = {"log_every": 100, "grid_every": 1000, "checkpoint_every": 5000}
-    return {"small-gpu": Size(min(batch, SMALL_GPU_MAX_BATCH), res, **cadence),
-            "large-gpu": Size(batch, res, **cadence)}
+    sized = functools.partial(Size, resolution=res, log_every=100, grid_every=1000, checkpoint_every=5000)
+    return {"small-gpu": sized(min(batch, SMALL_GPU_MAX_BATCH)), "large-gpu": sized(batch)}
 
 
 SIZES: dict[str, dict[str, Size]] = {name: {"cpu": _CPU_SIZES[name], **_gpu_sizes(name)} for name in PRESETS}

@@ -42,6 +42,7 @@ class DCGANGenerator(nn.Module):
         norm = (lambda c: nn.BatchNorm2d(c)) if opts.g_batchnorm else (lambda c: nn.Identity())
         self.latent_dim = opts.latent_dim
         self.dense = opts.g_input == "dense"
+        self.project: nn.Linear | nn.ConvTranspose2d
         if self.dense:
             self.project = nn.Linear(opts.latent_dim, widths[0] * 16, bias=not opts.g_batchnorm)
         else:

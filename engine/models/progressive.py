@@ -80,7 +80,8 @@ class EqualConv2d(nn.Conv2d):
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.weight)
-        nn.init.zeros_(self.bias)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.weight * self.scale, self.bias, padding=self.padding)
@@ -121,9 +122,16 @@ def _lrelu(x: torch.Tensor) -> torch.Tensor:
     return F.leaky_relu(x, 0.2)
 
 
+# The buffers as last seen: (stage, alpha, their versions, the stage index and α they hold).
+_Known = tuple[torch.Tensor, torch.Tensor, int, int, int, float]
+
+
 class _Growing(nn.Module):
     """The schedule, plus the stage index and α as persistent float buffers (saved in checkpoints and
     copied to the EMA generator with the other buffers)."""
+
+    stage: torch.Tensor
+    alpha: torch.Tensor
 
     def __init__(self, schedule: ProgressiveSchedule, fmap_base: int, fmap_max: int) -> None:
         super().__init__()
@@ -132,7 +140,7 @@ class _Growing(nn.Module):
         self.fmap_base, self.fmap_max = fmap_base, fmap_max
         self.register_buffer("stage", torch.zeros(()))
         self.register_buffer("alpha", torch.ones(()))
-        self._known: tuple[Any, ...] | None = None
+        self._known: _Known | None = None
 
     def channels(self, resolution: int) -> int:
         return min(self.fmap_max, self.fmap_base // resolution)
@@ -152,11 +160,12 @@ class _Growing(nn.Module):
         if (known is None or known[0] is not self.stage or known[1] is not self.alpha
                 or known[2] != self.stage._version or known[3] != self.alpha._version):
             stage, alpha = torch.stack([self.stage, self.alpha]).tolist()
-            self._remember(int(stage), float(alpha))
-        return self._known[4], self._known[5]
+            known = self._remember(int(stage), float(alpha))
+        return known[4], known[5]
 
-    def _remember(self, stage: int, alpha: float) -> None:
+    def _remember(self, stage: int, alpha: float) -> _Known:
         self._known = (self.stage, self.alpha, self.stage._version, self.alpha._version, stage, alpha)
+        return self._known
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from engine.config import ConfigError
-from engine.models.registry import GanPair, build_model, get_model, resolve_options
+from engine.models.registry import GanPair, Growing, build_model, get_model, resolve_options
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def _activations(name: str, pair: GanPair, resolution: int, batch_size: int, tra
 
     for net in networks:
         net.train(training)
-        if hasattr(net, "set_progress"):
+        if isinstance(net, Growing):
             net.set_progress(FINAL_PROGRESS)
     try:
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
@@ -135,7 +135,7 @@ def check_model_size(name: str, options: dict[str, Any], resolution: int, num_cl
         raise ConfigError(f"{what} has about {_count_words(estimate.parameters)} parameters, above the limit of "
                           f"{_count_words(MAX_PARAMETERS)}: {_fix(name, options, False)}")
     available = available_memory(device) if device is not None else None
-    if available is not None and estimate.memory_bytes > available:
+    if device is not None and available is not None and estimate.memory_bytes > available:
         use = f"to train at batch {batch_size}" if training else "to sample"
         raise ConfigError(f"{what} needs about {_gib(estimate.memory_bytes)} {use}, more than the "
                           f"{_gib(available)} available on {torch.device(device)}: {_fix(name, options, training)}")
