@@ -16,6 +16,7 @@ import random
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,9 +39,15 @@ BLACK: Color = (28, 24, 24)
 PINK: Color = (232, 150, 160)
 
 
+def _rgb(channels: Iterable[int]) -> Color:
+    """A colour from its three channels."""
+    r, g, b = channels
+    return r, g, b
+
+
 def _palette(hexes: str) -> list[Color]:
     """Colours written as space-separated hex triplets."""
-    return [tuple(bytes.fromhex(h)) for h in hexes.split()]  # type: ignore[misc]
+    return [_rgb(bytes.fromhex(h)) for h in hexes.split()]
 
 
 _FURS: dict[str, list[Color]] = {
@@ -60,17 +67,17 @@ _HAIR_STYLES = {"long": (0.25j, 1.45, 1.35), "bob": (-0.05j, 1.4, 1.1), "afro": 
 
 def _shade(c: Color, f: float) -> Color:
     """Scale a colour's brightness by ``f`` (clipped)."""
-    return tuple(min(255, max(0, int(v * f))) for v in c)  # type: ignore[return-value]
+    return _rgb(min(255, max(0, int(v * f))) for v in c)
 
 
 def _mix(a: Color, b: Color, t: float) -> Color:
     """Linear blend from ``a`` (t=0) to ``b`` (t=1)."""
-    return tuple(int(x + (y - x) * t) for x, y in zip(a, b))  # type: ignore[return-value]
+    return _rgb(int(x + (y - x) * t) for x, y in zip(a, b))
 
 
 def _jitter(rng: random.Random, c: Color, amount: int = 14) -> Color:
     """Shift each channel of a colour by a random amount."""
-    return tuple(min(255, max(0, v + rng.randint(-amount, amount))) for v in c)  # type: ignore
+    return _rgb(min(255, max(0, v + rng.randint(-amount, amount))) for v in c)
 
 
 @dataclass
@@ -214,7 +221,7 @@ def _body(pen: _Pen, lk: _Look, rng: random.Random, outline: Color) -> None:
     """Shoulders below the head: fur (with a pale chest for some), or a neck and a shirt."""
     if lk.species == "human":
         shirt = colorsys.hsv_to_rgb(rng.random(), rng.uniform(0.2, 0.8), rng.uniform(0.3, 0.9))
-        pen.oval(2.3j, 1.7, 1.0, tuple(int(v * 255) for v in shirt), outline)  # type: ignore
+        pen.oval(2.3j, 1.7, 1.0, _rgb(int(v * 255) for v in shirt), outline)
         pen.shape(np.array([-0.35 + 0.6j, 0.35 + 0.6j, 0.4 + 1.5j, -0.4 + 1.5j]),
                   _shade(lk.fur, 0.85))
     else:
