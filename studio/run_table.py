@@ -17,8 +17,12 @@ from studio import charts
 
 
 def model_kind(run: engine.Run) -> str:
-    """How the run's model trains (``records.MODEL_KINDS``), which says what its training lines hold;
-    adversarial when the config cannot be read or names no registered model."""
+    """How the run's model trains (``records.MODEL_KINDS``), which says what its training lines hold: as
+    the run recorded it, else (a run from before that) from its model's registry entry; adversarial when
+    neither says."""
+    recorded = run.model_kind()
+    if recorded is not None:
+        return recorded
     try:
         info = engine.get_model(run.config().model.name)
     except engine.ConfigError:

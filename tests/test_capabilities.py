@@ -14,6 +14,7 @@ from engine.models import (Capabilities, GanPair, Loss, build_model, check_model
 from engine.models import losses as loss_registry
 from engine.models import registry
 from engine.models.registry import TRAINING_STEPS
+from engine.base.checkpoint import load_checkpoint
 from engine.runs import Run
 from engine.train import Trainer
 from engine.train.steps import STEPS
@@ -148,3 +149,12 @@ def test_the_autoencoder_objective_comes_from_the_model_options():
                                "d_hidden": 16}, 32)
     assert pair.objective == {"reconstruction": "l1", "adversarial_weight": 0.5}
     assert not hasattr(pair.encoder, "reconstruction_loss")  # the objective lives in the step, not on a network
+
+
+def test_a_run_records_how_its_model_trains(tmp_path):
+    config = tiny_config(max_steps=2)
+    config.model.name, config.model.options = "aae", {"ngf": 8, "nef": 8, "latent_dim": 16, "d_hidden": 32}
+    Trainer(config, tmp_path / "aae").train()
+    run = Run(tmp_path / "aae")
+    assert run.model_kind() == "autoencoder" == load_checkpoint(run.latest_checkpoint())[0]["model_kind"]
+    assert Run(tmp_path / "never-trained").model_kind() is None

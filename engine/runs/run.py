@@ -84,6 +84,12 @@ class Run:
                 "resume continues from the last checkpoint")
         return status
 
+    def model_kind(self) -> str | None:
+        """How the run's model trains (``records.MODEL_KINDS``), as its trainer recorded it in status.json;
+        None for a run that has not recorded it (one trained before it was recorded)."""
+        kind = self.status().get("model_kind")
+        return kind if kind in records.MODEL_KINDS else None
+
     def is_live(self) -> bool:
         return self.status()["state"] in LIVE_STATES
 

@@ -290,7 +290,7 @@ class Trainer:
                 "resolution": self.config.data.resolution, "latent_dim": self.latent_dim,
                 "num_classes": self.num_classes, "best": self.best, "world_size": self.dist.world_size,
                 "dataset": self.dataset_info, "live": self.live_schedule.state_dict(), "seed": self.config.train.seed,
-                "rollbacks": self.rollbacks}
+                "rollbacks": self.rollbacks, "model_kind": self.capabilities.step}
         if self._layout_decided:
             meta["memory_format"] = {"device": self.device.type, "channels_last": self.channels_last}
         return meta
@@ -532,7 +532,7 @@ class Trainer:
                               images=self.images, progress=self.progress(), img_per_sec=img_per_sec,
                               eta_seconds=self.eta(img_per_sec) if state == "running" else None, error=error,
                               device=str(self.device), train_seconds=self.train_seconds,
-                              started_at=self._launched_at, **extra)
+                              started_at=self._launched_at, model_kind=self.capabilities.step, **extra)
 
     def eta(self, img_per_sec: float) -> float | None:
         """Seconds until the first limit is reached at ``img_per_sec``; None without a limit."""
