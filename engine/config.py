@@ -64,6 +64,7 @@ class LossConfig:
     kind: str = "bce"
     label_smoothing: float = 0.0  # one-sided: real targets become 1 - label_smoothing
     gp_weight: float = 10.0  # λ of the gradient penalty (wgan-gp only)
+    gamma: float = 0.05  # γ of the zero-centred R1 (real) + R2 (fake) penalties, γ/2·E‖∇D‖² (rpgan only)
 
 
 @dataclass
@@ -301,6 +302,7 @@ RULES: dict[str, Rule] = {
     "loss.kind": _not_empty,
     "loss.label_smoothing": _floats(0, MAX_LABEL_SMOOTHING, high_open=True),
     "loss.gp_weight": _floats(0),
+    "loss.gamma": _floats(0),
     "optim.lr_g": _floats(0, 1, low_open=True),
     "optim.lr_d": _floats(0, 1, low_open=True),
     "optim.beta1": _floats(0, 1, high_open=True),
