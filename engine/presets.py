@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -187,15 +189,31 @@ SIZES: dict[str, dict[str, Size]] = {name: {"cpu": _CPU_SIZES[name], **_gpu_size
 
 BUILTIN, PHOTOS = "builtin", "photos"
 # The recipe with the best images per minute on each device class, for the built-in cartoon faces and
-# for other images (bench/first_faces.py, docs/benchmarks.md). On a CPU the narrow 32-px DCGAN draws
-# recognisable built-in faces in a minute while FastGAN (ngf 8) still draws blobs; on 1,000 cat photos
-# at 64 px the narrow DCGAN with DiffAugment draws cat faces within 8 minutes where FastGAN (ngf 8)
-# draws a few cat heads among blobs.
-RECOMMENDED: dict[str, dict[str, str]] = {
+# for other images, where the quality benchmark has not measured it (bench/first_faces.py,
+# docs/benchmarks.md). On a CPU the narrow 32-px DCGAN draws recognisable built-in faces in a minute
+# while FastGAN (ngf 8) still draws blobs; on 1,000 cat photos at 64 px the narrow DCGAN with DiffAugment
+# draws cat faces within 8 minutes where FastGAN (ngf 8) draws a few cat heads among blobs.
+RECOMMENDED_DEFAULTS: dict[str, dict[str, str]] = {
     "cpu": {BUILTIN: "quick-faces-32", PHOTOS: "quick-photos-64"},
     "small-gpu": {BUILTIN: "fastgan-64", PHOTOS: "fastgan-64"},
     "large-gpu": {BUILTIN: "fastgan-64", PHOTOS: "fastgan-64"},
 }
+QUALITY_TABLE = Path(__file__).with_name("quality.json")
+"""The recipe with the lowest FID at equal training time per device class and kind of images, written
+by bench/quality.py --write (the table is in docs/benchmarks.md)."""
+
+
+def _measured_best() -> dict[str, dict[str, str]]:
+    """Device class -> kind of images -> the recipe bench/quality.py measured best there."""
+    table = json.loads(QUALITY_TABLE.read_text()) if QUALITY_TABLE.is_file() else {}
+    return {cls: {kind: entry["recipe"] for kind, entry in by_kind.items() if entry["recipe"] in PRESETS}
+            for cls, by_kind in table.items() if cls in DEVICE_CLASSES}
+
+
+RECOMMENDED: dict[str, dict[str, str]] = {
+    cls: {**RECOMMENDED_DEFAULTS[cls], **_measured_best().get(cls, {})} for cls in DEVICE_CLASSES}
+"""What each device class is recommended per kind of images: the quality benchmark's best where it ran,
+else RECOMMENDED_DEFAULTS."""
 
 
 def device_class(device: torch.device) -> str:

@@ -56,3 +56,51 @@ def test_recipe_speeds_measures_a_recipe_and_merges_it_into_the_table(tmp_path):
     assert merged["large-gpu"] == {"fastgan-64": {"img_per_sec": 9000.0}}
     assert merged["cpu"]["fastgan-64"] == {"img_per_sec": 70.0}
     assert merged["cpu"]["quick-faces-32"]["measured_on"] == "CPU, 2 cores"
+
+
+def test_quality_budget_is_the_idle_speed_times_the_seconds():
+    from bench.quality import budget_args
+    from engine.expectations import SPEEDS_TABLE
+
+    speed = json.loads(SPEEDS_TABLE.read_text())["cpu"]["fastgan-64"]["img_per_sec"]
+    stop, assumed = budget_args("fastgan-64", "cpu", 60.0, "idle")
+    assert stop == ["--max-images", str(int(speed * 60))] and assumed == speed
+    assert budget_args("fastgan-64", "cpu", 60.0, "wall") == (["--max-seconds", "60.0"], None)
+
+
+def test_quality_recipes_cover_every_model_and_the_recommended_recipes():
+    from bench.quality import default_recipes, recipe_names
+    from engine.presets import RECOMMENDED
+
+    names = default_recipes("cpu")
+    assert {PRESETS[name].model.name for name in names} == {m.name for m in list_models()}
+    assert set(RECOMMENDED["cpu"].values()) <= set(names)
+    assert recipe_names("fastgan,quick-faces-32", "cpu") == [RECIPES["fastgan"], "quick-faces-32"]
+
+
+def test_quality_table_marks_the_best_fid_and_the_recommendation_follows_it(tmp_path, monkeypatch):
+    from bench import quality
+
+    rows = [{"dataset": "cats", "spec": "/data/cats", "recipe": "fastgan-64", "model": "fastgan", "px": 64,
+             "speed": 52.0, "images": 6240, "fid": 180.25, "kid": 0.15, "swd": 60.0, "grid": "cats-fastgan-64.png"},
+            {"dataset": "cats", "spec": "/data/cats", "recipe": "quick-photos-64", "model": "dcgan", "px": 64,
+             "speed": 150.0, "images": 18000, "fid": 120.5, "kid": 0.1, "swd": 70.0, "grid": "cats-q.png"},
+            {"dataset": "cats", "spec": "/data/cats", "recipe": "conditional-dcgan-64", "model": "cdcgan", "px": 64,
+             "speed": 150.0, "error": "needs labels"}]
+    text = quality.table(rows, 1000)
+    assert "| **120.5** |" in text and "| 180.2 |" in text and "needs labels" in text and "FID-1k" in text
+    best = quality.best_recipes(rows)
+    assert best == {"photos": {"recipe": "quick-photos-64", "fid": 120.5, "dataset": "cats"}}
+
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text("before\n<!-- quality:cpu:start -->\nold\n<!-- quality:cpu:end -->\nafter\n")
+    monkeypatch.setattr(quality, "DOCS", docs)
+    quality.write_docs("new table", "cpu")
+    assert docs.read_text() == "before\n<!-- quality:cpu:start -->\nnew table\n<!-- quality:cpu:end -->\nafter\n"
+
+    import engine.presets as presets
+
+    table = tmp_path / "quality.json"
+    monkeypatch.setattr(presets, "QUALITY_TABLE", table)
+    quality.write_recommendation("cpu", {"photos": {"recipe": "fastgan-64", "fid": 99.0}}, {"seconds": 120})
+    assert presets._measured_best() == {"cpu": {"photos": "fastgan-64"}}
