@@ -23,6 +23,7 @@ _EXPORTS = {
     "engine.hub": ("HubError", "publish_space", "pull_model", "push_run"),
     "engine.hub.pull": ("HUB_PREFIX",),
     "engine.models": ("ModelInfo", "check_model_size", "list_models", "get_model", "list_losses"),
+    "engine.onnx_export": ("OnnxExportError", "export_onnx", "to_onnx"),
     "engine.expectations": ("Expectation", "expectation"),
     "engine.presets": ("DEVICE_CLASSES", "PRESETS", "RECOMMENDED", "SIZES", "device_class", "images_kind", "preset",
                        "recipe", "recommended", "suggested_config"),

@@ -23,6 +23,7 @@ from engine.runs import RunLockedError
 from engine.train.guard import DivergenceError
 from engine.train.loop import describe_error
 
+EXPORT_FORMATS = ("safetensors", "onnx")
 # Errors a user can fix (every subcommand's): one line on stderr, exit 2. ConfigError and DatasetError are
 # ValueErrors, file problems OSErrors; HubError and DeviceError name their fix too.
 USER_ERRORS = (ValueError, OSError, DeviceError, CheckpointError, DivergenceError, RunLockedError, HubError)
@@ -85,9 +86,12 @@ def _add_runs(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _add_export(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("export", help="write a run's EMA generator as model.safetensors + config.json")
-    p.add_argument("--run", required=True, type=Path)
+    p = sub.add_parser("export", help="write a run's EMA generator as model.safetensors + config.json, or as ONNX")
+    p.add_argument("--run", required=True, type=Path, help="run directory, checkpoint .json or exported folder")
     p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--format", choices=EXPORT_FORMATS, default="safetensors",
+                   help="safetensors (for GAN Studio and PyTorch) or onnx (generator.onnx + README.md + config.json, "
+                        "checked against PyTorch with onnxruntime; samples without PyTorch)")
     p.set_defaults(func=cmd_export)
 
 
@@ -281,6 +285,13 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.format == "onnx":
+        from engine.onnx_export import export_onnx
+
+        exported = export_onnx(args.run, args.out)
+        print(f"exported the generator as ONNX ({exported.exporter} exporter) to {args.out}; {exported.parity}",
+              file=sys.stderr)
+        return 0
     from engine.generator import export_generator
 
     out = export_generator(args.run, args.out)

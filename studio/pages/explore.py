@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -12,6 +13,7 @@ from streamlit.delta_generator import DeltaGenerator
 from studio import cache, generators
 from studio.errors import shown_in_page
 from studio.imaging import animation, enlarge, image_grid, png_bytes
+from studio.onnx_download import onnx_download
 
 GRID = 16  # samples shown at once
 DIRECTIONS = 6
@@ -185,6 +187,7 @@ def explore(source: generators.Source, trunc_col: DeltaGenerator, class_col: Del
     if "images" in gen.info:
         facts.append(f"trained on {gen.info['images']:,} images ({gen.info['step']:,} steps)")
     st.caption(" · ".join(facts))
+    onnx_download(source.path, ver, Path(source.path).name if source.key == generators.DEMO else source.key)
     trunc = trunc_col.slider("Truncation", 0.1, 1.0, 1.0, 0.05, key="truncation", persist_state="session",
                              help="Below 1, latents are pulled toward the average: cleaner but less varied.")
     cls = 0

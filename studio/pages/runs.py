@@ -8,8 +8,9 @@ import streamlit as st
 
 import engine
 from engine.base import records
-from studio import charts, settings
+from studio import cache, charts, settings
 from studio.errors import explain, guarded, shown_in_page
+from studio.onnx_download import onnx_download
 from studio.run_table import generator_zip, summary
 
 COLUMNS = ("Run", "Status", "Dataset", "Model", "Resolution", "Steps", "Images seen", "Best metric", "Size (MB)")
@@ -140,6 +141,7 @@ def details(run: engine.Run) -> None:
                            icon=":material/download:", key=f"weights:{run.name}",
                            help="The EMA generator of the latest checkpoint: model.safetensors + config.json. "
                                 "Unzipped, `engine.load_generator(folder)` loads it.")
+        onnx_download(str(run.path), cache.version(run.path), run.name)
     try:
         config = run.config()
     except engine.ConfigError as exc:
