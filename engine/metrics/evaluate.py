@@ -83,7 +83,8 @@ def evaluate(
         for metric in instances:
             metric.update(images)
     if net:
-        data.fake = FeatureSet(torch.cat([p.pool for p in fake_parts]), torch.cat([p.class_logits() for p in fake_parts]))
+        logits = None if net.no_classifier else torch.cat([p.class_logits() for p in fake_parts])
+        data.fake = FeatureSet(torch.cat([p.pool for p in fake_parts]), logits)
 
     results = Results(errors=errors)
     for metric in instances:
@@ -95,13 +96,17 @@ def evaluate(
 def _load_net(
     metrics: list[type[Metric]], name: str, weights: str, device: torch.device
 ) -> tuple[FeatureNet | None, dict[str, str]]:
-    """The feature network if any metric uses it, and {metric: reason} for those that need it but lack it."""
+    """The feature network if any metric uses it, and {metric: reason} for those that need it (or its
+    classifier) but lack it."""
     if all(cls.feature_net == "none" for cls in metrics):
         return None, {}
     try:
-        return load_feature_net(name, weights, device), {}
+        net = load_feature_net(name, weights, device)
     except MetricUnavailable as exc:
         return None, {cls.name: str(exc) for cls in metrics if cls.feature_net == "required"}
+    errors = {cls.name: net.no_classifier for cls in metrics if cls.needs_classifier and net.no_classifier}
+    used = any(cls.feature_net != "none" and cls.name not in errors for cls in metrics)
+    return (net if used else None), errors
 
 
 def _check_real(images: np.ndarray, num_samples: int) -> None:

@@ -6,11 +6,10 @@ import io
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 
 from engine.metrics import weights
 
@@ -45,23 +44,26 @@ class FeatureSet:
 
 @dataclass
 class FeatureNet:
-    """A network called on uint8 N×3×H×W images that returns (pool features, class logits)."""
+    """A network called on uint8 N×3×H×W images that returns (pool features, class logits), or (pool
+    features,) when it has no classifier."""
 
     cache_id: str  # names the network and its weights; part of the real-statistics cache key
     module: torch.nn.Module
     device: torch.device
+    no_classifier: str = ""  # why IS cannot use this network; empty when it has a classifier
 
     @torch.inference_mode()
     def extract(self, images: np.ndarray, batch_size: int = 64) -> FeatureSet:
-        """Features of uint8 N×H×W×3 images, on the CPU as float32."""
+        """Features of uint8 N×H×W×3 images, on the CPU as float32 (without logits when there is no classifier)."""
         pools, logits = [], []
         with full_precision(self.device):
             for start in range(0, len(images), batch_size):
                 batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size]))
-                pool, logit = self.module(batch.permute(0, 3, 1, 2).to(self.device))
-                pools.append(pool.float().cpu())
-                logits.append(logit.float().cpu())
-        return FeatureSet(torch.cat(pools), torch.cat(logits))
+                outputs = self.module(batch.permute(0, 3, 1, 2).to(self.device))
+                pools.append(outputs[0].float().cpu())
+                if not self.no_classifier:
+                    logits.append(outputs[1].float().cpu())
+        return FeatureSet(torch.cat(pools), torch.cat(logits) if logits else None)
 
 
 @contextmanager
@@ -99,11 +101,12 @@ def load_feature_net(name: str, weights_path: str, device: torch.device) -> Feat
     return _NETS[name](weights_path, device)
 
 
-def build_inception(state_dict: dict[str, torch.Tensor]) -> torch.nn.Module:
+def build_inception(state_dict: dict[str, torch.Tensor], classifier: bool = True) -> torch.nn.Module:
     """torch-fidelity's Inception-v3 with the given weights.
 
     It resizes to 299×299 with the TensorFlow-1.x-compatible bilinear resize (no antialias), as the
-    original FID/IS code did, and returns (pool3 2048-d features, logits without bias for IS).
+    original FID/IS code did, and returns (pool3 2048-d features, logits without bias for IS); without
+    `classifier` the logits layer (fc) is absent, `state_dict` has none, and it returns (pool3 features,).
     """
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
@@ -112,20 +115,38 @@ def build_inception(state_dict: dict[str, torch.Tensor]) -> torch.nn.Module:
     buffer = io.BytesIO()
     torch.save(state_dict, buffer)
     buffer.seek(0)
-    return FeatureExtractorInceptionV3(
-        "gan-studio-inception", ["2048", "logits_unbiased"], feature_extractor_weights_path=buffer
-    )
+    if classifier:
+        return FeatureExtractorInceptionV3(
+            "gan-studio-inception", ["2048", "logits_unbiased"], feature_extractor_weights_path=buffer
+        )
+    return _headless_inception()("gan-studio-inception", ["2048"], feature_extractor_weights_path=buffer)
+
+
+@lru_cache(maxsize=1)
+def _headless_inception() -> type[torch.nn.Module]:
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    class HeadlessInceptionV3(FeatureExtractorInceptionV3):
+        """torch-fidelity's Inception-v3 without its logits layer: it drops fc before loading the weights,
+        so the strict load checks every other tensor."""
+
+        def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+            del self.fc
+            return super().load_state_dict(state_dict, strict, assign)
+
+    return HeadlessInceptionV3
 
 
 @lru_cache(maxsize=2)
-def _inception_module(path: str, mtime_ns: int, device: str) -> torch.nn.Module:
-    return build_inception(load_file(path)).to(device)
+def _inception_module(converted: weights.Converted, mtime_ns: int, device: str) -> torch.nn.Module:
+    return build_inception(weights.load_tensors(converted), converted.classifier).to(device)
 
 
 def _load_inception(weights_path: str, device: torch.device) -> FeatureNet:
-    path = weights.resolve(weights.INCEPTION, weights_path)
-    module = _inception_module(str(path), path.stat().st_mtime_ns, str(device))
-    return FeatureNet(weights.INCEPTION.cache_id, module, device)
+    converted = weights.resolve(weights.INCEPTION, weights_path)
+    module = _inception_module(converted, converted.path.stat().st_mtime_ns, str(device))
+    no_classifier = "" if converted.classifier else weights.classifier_message(weights.INCEPTION, converted)
+    return FeatureNet(converted.cache_id, module, device, no_classifier)
 
 
 register_feature_net(INCEPTION, _load_inception)

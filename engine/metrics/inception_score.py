@@ -22,6 +22,7 @@ class InceptionScore(Metric):
     description = "Inception Score (generated images only, higher is better)"
     outputs = {"is": Output("IS", lower_is_better=False)}
     feature_net = "required"
+    needs_classifier = True
 
     def compute(self) -> dict[str, float]:
         fake, _ = self.data.features()

@@ -45,6 +45,7 @@ class Metric:
     outputs: ClassVar[dict[str, Output]]
     # "required": cannot run without the feature network; "optional": uses it when loaded.
     feature_net: ClassVar[Literal["none", "optional", "required"]] = "none"
+    needs_classifier: ClassVar[bool] = False  # uses the feature network's class logits (IS)
 
     def __init__(self, data: EvalData) -> None:
         self.data = data
