@@ -38,7 +38,8 @@ def onnx_download(path: str, version: str, name: str) -> None:
     done = st.session_state.get(EXPORTED, {}).get(path)
     exported = done[1] if done is not None and done[0] == version else None
     button_col, note_col = st.columns([1, 3], vertical_alignment="center")
-    if exported is None and button_col.button(
+    slot = button_col.empty()  # the export button, replaced by the download once exported
+    if exported is None and slot.button(
             "Export to ONNX", icon=":material/deployed_code:", key=f"onnx-export:{path}", width="stretch",
             help="A portable copy of the generator for onnxruntime (Python, C++, C#, JavaScript…): latents in, "
                  "uint8 RGB images out, any batch size. Checked against PyTorch before it is offered."):
@@ -47,10 +48,10 @@ def onnx_download(path: str, version: str, name: str) -> None:
     if exported is None:
         return
     file = file_name(name)
-    button_col.download_button(
-        f"Download ONNX ({len(exported.data) / 2**20:.1f} MB)", exported.data, file_name=file,
-        mime="application/octet-stream", on_click="ignore", icon=":material/download:", width="stretch",
-        key=f"onnx-download:{path}",
-        help=f"Sample without PyTorch (`pip install onnxruntime numpy pillow`):\n\n"
-             f"```python\n{usage(exported.info, file)}```")
-    note_col.caption(f"Checked: {exported.parity}.")
+    slot.download_button(f"Download ONNX ({len(exported.data) / 2**20:.1f} MB)", exported.data, file_name=file,
+                         mime="application/octet-stream", on_click="ignore", icon=":material/download:",
+                         width="stretch", key=f"onnx-download:{path}",
+                         help="The generator for onnxruntime: latents in, uint8 RGB images out.")
+    note_col.caption(f"Checked: {exported.parity}. Sample from it without PyTorch "
+                     "(`pip install onnxruntime numpy pillow`):")
+    note_col.code(usage(exported.info, file), language="python", wrap_lines=True)

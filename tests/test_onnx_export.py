@@ -1,6 +1,6 @@
 """ONNX export: every zoo model exports and matches onnxruntime at batch sizes other than the traced one, the
 exported folder's README lines sample without PyTorch, the CLI, clear errors (a missing package, an exporter
-that fails, a file that does not match), and the Explore page's Download ONNX button."""
+that fails, a file that does not match), and the Download ONNX button of Explore and Runs."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from streamlit.testing.v1 import AppTest
 
 import engine
 import engine.onnx_export as onnx_export
+from engine.base.checkpoint import save_checkpoint
 from engine.base.formats import GeneratorInfo
 from engine.cli import main
 from engine.generator import Generator
@@ -28,6 +29,7 @@ from engine.models import build_model, list_models
 from engine.onnx_export import (INPUT_LABELS, INPUT_LATENTS, ONNX_FILE, OUTPUT_IMAGES, OUTPUT_RAW, README_FILE,
                                 TOLERANCE, OnnxExportError, check_parity, to_onnx)
 from studio.settings import DEMO_CHECKPOINT
+from tests.conftest import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -176,10 +178,12 @@ def test_explore_exports_the_demo_and_offers_a_valid_onnx_file(explore: AppTest,
     assert not [b for b in explore.get("download_button") if "ONNX" in b.proto.label]
     explore.button(key=f"onnx-export:{DEMO_CHECKPOINT}").click().run()
     assert not explore.exception and not explore.error, [e.value for e in explore.error]
+    assert not [b for b in explore.button if b.key == f"onnx-export:{DEMO_CHECKPOINT}"]  # the download replaced it
     (button,) = [b for b in explore.get("download_button") if "ONNX" in b.proto.label]
     assert re.fullmatch(r"Download ONNX \(4\.\d MB\)", button.proto.label)
-    assert 'InferenceSession("demo-faces64-generator.onnx")' in button.proto.help  # the file's name as downloaded
     assert any(c.value.startswith("Checked: onnxruntime vs PyTorch on 9 samples") for c in explore.caption)
+    (code,) = [c.value for c in explore.code if "onnxruntime" in c.value]
+    assert 'InferenceSession("demo-faces64-generator.onnx")' in code  # the file's name as downloaded
     data = served[button.proto.url]
     onnx.checker.check_model(onnx.load_from_string(data))
     z = np.random.default_rng(0).standard_normal((2, 100), dtype=np.float32)
@@ -198,3 +202,26 @@ def test_explore_shows_a_failed_export_as_one_error(explore: AppTest, monkeypatc
         "Could not export this generator to ONNX: ONNX export needs the onnxruntime package, which is not "
         "installed: pip install onnxruntime (or pip install -r requirements.txt)"]
     assert not [b for b in explore.get("download_button") if "ONNX" in b.proto.label]
+
+
+def test_runs_offers_a_runs_latest_generator_as_onnx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = engine.Run(tmp_path / "runs" / "tiny")
+    run.path.mkdir(parents=True)
+    run.write_config(tiny_config())
+    run.write_status(state="finished", pid=None, step=10, images=160, progress=None)
+    gen = tiny("dcgan")
+    state = {"step": 10, "images": 160, "model": "dcgan", "model_options": gen.info.model_options, "resolution": 32,
+             "latent_dim": gen.latent_dim, "num_classes": 0, "seed": 0,
+             "dataset": {"spec": "builtin:faces:256", "classes": [], "count": 256}}
+    save_checkpoint(run.path / "checkpoints" / "ckpt_00000010.json", {"G_ema": gen.module}, {}, {}, state)
+    monkeypatch.setenv("GAN_STUDIO_RUNS", str(run.path.parent))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.switch_page("studio/pages/runs.py").run()
+    at.session_state["runs-table"] = {"selection": {"rows": [0], "columns": []}}
+    at.run()
+    at.button(key=f"onnx-export:{run.path}").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    (button,) = [b for b in at.get("download_button") if "ONNX" in b.proto.label]
+    assert button.proto.label == "Download ONNX (0.2 MB)"
+    (code,) = [c.value for c in at.code if "onnxruntime" in c.value]
+    assert 'InferenceSession("tiny-generator.onnx")' in code and f"randn(16, {gen.latent_dim})" in code
