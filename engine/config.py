@@ -24,6 +24,7 @@ COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 LR_SCALINGS = {"none": 0.0, "sqrt": 0.5, "linear": 1.0}  # name -> exponent of batch_size / reference_batch
 DIVERGENCE_ACTIONS = ("stop", "rollback")
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
+RAMP_SHAPES = ("constant", "linear", "cosine")
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 MIN_RESOLUTION, MAX_RESOLUTION = 16, 1024
 MAX_LABEL_SMOOTHING = 0.5  # real targets stay above fake ones
@@ -47,6 +48,7 @@ class DataConfig:
     flip: bool = True
     rotate_degrees: float = 0.0
     diffaugment: str = ""  # comma list of: color, translation, cutout
+    augment_p: float = 1.0  # probability that DiffAugment transforms an image (drawn per image, as in ADA)
 
 
 @dataclass
@@ -126,6 +128,39 @@ class TrainConfig:
 
 
 @dataclass
+class Ramp:
+    """One scheduled value: from the value its key holds (at image 0) to ``final`` (at the schedule's
+    horizon), along ``shape``; ``constant`` keeps the key's value throughout."""
+
+    shape: str = "constant"  # constant | linear | cosine
+    final: float = 0.0
+
+
+@dataclass
+class ScheduleConfig:
+    """Ramps of hyper-parameters over the images seen, each named after the key it ramps (``SCHEDULED``).
+
+    Each value is a pure function of the images seen, so a resumed run continues exactly where it
+    stopped. The horizon ``images`` = 0 is the run's limit: train.max_images or train.max_steps × batch
+    (the earlier); past it every value stays at its ``final``."""
+
+    images: int = 0
+    lr_g: Ramp = field(default_factory=Ramp)
+    lr_d: Ramp = field(default_factory=Ramp)
+    beta2: Ramp = field(default_factory=Ramp)
+    gamma: Ramp = field(default_factory=Ramp)
+    gp_weight: Ramp = field(default_factory=Ramp)
+    ema_halflife_images: Ramp = field(default_factory=Ramp)
+    augment_p: Ramp = field(default_factory=Ramp)
+
+
+# The key each ramp of ScheduleConfig starts from, by the ramp's name.
+SCHEDULED = {"lr_g": "optim.lr_g", "lr_d": "optim.lr_d", "beta2": "optim.beta2", "gamma": "loss.gamma",
+             "gp_weight": "loss.gp_weight", "ema_halflife_images": "optim.ema_halflife_images",
+             "augment_p": "data.augment_p"}
+
+
+@dataclass
 class Config:
     """Root of the configuration tree."""
 
@@ -135,6 +170,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -168,17 +204,51 @@ class Config:
         its key, its value and what is allowed. The names registries own — the model and its options, the
         loss kind, metric names — are checked by them (engine.models.check_model_config, check_model_size;
         engine.metrics), which this base module cannot import."""
-        hints = typing.get_type_hints(type(self))
-        for section in dataclasses.fields(self):
-            part = getattr(self, section.name)
-            if not isinstance(part, hints[section.name]):
-                raise ConfigError(f"{section.name} must be a {hints[section.name].__name__}, got {part!r}")
-            part_hints = typing.get_type_hints(type(part))
-            for item in dataclasses.fields(part):
-                key, value = f"{section.name}.{item.name}", getattr(part, item.name)
-                _coerce(part_hints[item.name], value, key)
-                if key in RULES:
-                    RULES[key](key, value)
+        _validate_fields(self, "")
+        _check_schedule(self)
+
+    def scheduled(self) -> dict[str, Ramp]:
+        """The ramps that change their value (shape other than constant), by name."""
+        return {name: ramp for name in SCHEDULED if (ramp := getattr(self.schedule, name)).shape != "constant"}
+
+    def schedule_horizon(self) -> int | None:
+        """The images the ramps run over: schedule.images, else the run's image or step limit (the
+        earlier); None when there is neither."""
+        if self.schedule.images:
+            return self.schedule.images
+        limits = [n for n in (self.train.max_images, self.train.max_steps * self.train.batch_size) if n]
+        return min(limits) if limits else None
+
+
+def _validate_fields(part: Any, prefix: str) -> None:
+    """Type and RULES checks of every field of dataclass ``part``, nested dataclasses included."""
+    hints = typing.get_type_hints(type(part))
+    for item in dataclasses.fields(part):
+        key, value, hint = f"{prefix}{item.name}", getattr(part, item.name), hints[item.name]
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+            if not isinstance(value, hint):
+                raise ConfigError(f"{key} must be a {hint.__name__}, got {value!r}")
+            _validate_fields(value, f"{key}.")
+            continue
+        _coerce(hint, value, key)
+        if key in RULES:
+            RULES[key](key, value)
+
+
+def _check_schedule(config: Config) -> None:
+    """What the single-field rules cannot see: a ramp needs a horizon, and DiffAugment's probability
+    needs DiffAugment."""
+    ramps = config.scheduled()
+    if ramps and config.schedule_horizon() is None:
+        name = next(iter(ramps))
+        raise ConfigError(f"schedule.images must be set when a value is scheduled (schedule.{name} is "
+                          f"{ramps[name].shape}) and the run has no train.max_images or train.max_steps: set "
+                          "schedule.images to the images the ramps run over, or an image or step limit")
+    augmented = config.data.augment_p < 1 or "augment_p" in ramps
+    if augmented and not config.data.diffaugment.strip():
+        raise ConfigError("data.augment_p must stay 1 (and schedule.augment_p constant) without DiffAugment: "
+                          "choose its transforms (data.diffaugment=color,translation,cutout) or leave the "
+                          "probability alone")
 
 
 def dataclass_from_dict(cls: type, data: Any, where: str) -> Any:
@@ -220,14 +290,19 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
 
 
 def update_from_dotted(config: Config, key: str, value: Any) -> None:
-    """Set e.g. 'optim.lr_g' on a Config in place, with the same type checks as loading."""
-    section, _, name = key.partition(".")
-    target = getattr(config, section, None)
-    if target is None or not dataclasses.is_dataclass(target) or not name:
+    """Set e.g. 'optim.lr_g' or 'schedule.lr_g.shape' on a Config in place, with the same type checks as
+    loading (a nested section takes an object: 'schedule.lr_g' = {"shape": "cosine", "final": 0})."""
+    *path, name = key.split(".")
+    target: Any = config
+    for part in path:
+        if part not in {f.name for f in dataclasses.fields(target)}:
+            raise ConfigError(f"unknown config key {key!r}")
+        target = getattr(target, part)
+        if not dataclasses.is_dataclass(target):
+            raise ConfigError(f"unknown config key {key!r}")
+    if not path or name not in {f.name for f in dataclasses.fields(target)}:
         raise ConfigError(f"unknown config key {key!r}")
     hints = typing.get_type_hints(type(target))
-    if name not in hints:
-        raise ConfigError(f"unknown config key {key!r}")
     setattr(target, name, _coerce(hints[name], value, key))
 
 
@@ -297,6 +372,7 @@ RULES: dict[str, Rule] = {
     "data.resolution": _ints(MIN_RESOLUTION, MAX_RESOLUTION),
     "data.rotate_degrees": _floats(0, 180),
     "data.diffaugment": _policy,
+    "data.augment_p": _floats(0, 1),
     "model.name": _not_empty,
     "model.options": _option_keys,
     "loss.kind": _not_empty,
@@ -335,3 +411,11 @@ RULES: dict[str, Rule] = {
     "metrics.live_samples": _ints(0, MAX_SAMPLES),
     "metrics.live_budget": _floats(0, 1, low_open=True),
 }
+
+# Each ramp's final value follows its key's rule, except that a learning rate may end at 0.
+_RAMP_FINALS: dict[str, Rule] = {"lr_g": _floats(0, 1), "lr_d": _floats(0, 1), "beta2": _floats(0, 1, high_open=True),
+                                 "gamma": _floats(0), "gp_weight": _floats(0), "ema_halflife_images": _floats(0),
+                                 "augment_p": _floats(0, 1)}
+RULES["schedule.images"] = _ints(0)
+RULES.update({f"schedule.{name}.{item}": rule for name, final in _RAMP_FINALS.items()
+              for item, rule in (("shape", _one_of(RAMP_SHAPES)), ("final", final))})

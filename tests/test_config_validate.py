@@ -50,13 +50,32 @@ BAD_VALUES = [
     ("optim.lr_scaling", "cubic"), ("train.on_divergence", "retry"), ("data.diffaugment", "colour,cutout"),
     ("train.device", "gpu"), ("train.device", "meta"), ("data.spec", " "), ("model.name", ""),
     ("metrics.names", ["swd", 3]), ("model.options", {1: 2}),
+    ("data.augment_p", 1.5), ("data.augment_p", NAN), ("schedule.images", -1), ("schedule.lr_g.shape", "step"),
+    ("schedule.lr_d.final", -1e-4), ("schedule.beta2.final", 1.0), ("schedule.gamma.final", INF),
+    ("schedule.gp_weight.final", -1.0), ("schedule.ema_halflife_images.final", NAN), ("schedule.augment_p.final", 2.0),
+    ("schedule.lr_g", {"shape": "cosine"}), ("schedule.augment_p.shape", 1),
     ("train.batch_size", "16"), ("train.batch_size", 16.0), ("train.seed", True), ("optim.lr_g", "fast"),
 ]
 
 
 def _set(config: Config, key: str, value: object) -> None:
-    section, name = key.split(".", 1)
-    setattr(getattr(config, section), name, value)
+    *path, name = key.split(".")
+    target = config
+    for part in path:
+        target = getattr(target, part)
+    setattr(target, name, value)
+
+
+def _leaf_keys(part: object, prefix: str = "") -> set[str]:
+    """The dotted keys of every field that is not itself a dataclass, nested sections included."""
+    keys = set()
+    for item in dataclasses.fields(part):
+        value = getattr(part, item.name)
+        if dataclasses.is_dataclass(value):
+            keys |= _leaf_keys(value, f"{prefix}{item.name}.")
+        elif item.type not in ("bool", bool):
+            keys.add(f"{prefix}{item.name}")
+    return keys
 
 
 @pytest.mark.parametrize("key, value", BAD_VALUES, ids=[f"{k}={v!r}" for k, v in BAD_VALUES])
@@ -72,10 +91,7 @@ def test_a_bad_value_is_one_line_naming_the_key_and_the_value(key, value):
 
 
 def test_every_field_but_booleans_and_paths_has_a_rule():
-    config = Config()
-    keys = {f"{section.name}.{item.name}" for section in dataclasses.fields(config)
-            for item in dataclasses.fields(getattr(config, section.name))
-            if item.type not in ("bool", bool)}
+    keys = _leaf_keys(Config())
     assert keys - set(RULES) == {"train.init_from", "metrics.inception_weights"}
     assert set(RULES) <= keys
 

@@ -2,7 +2,8 @@
 
 - training lines (``TRAIN``): the bookkeeping keys, the step statistics averaged over the log window
   (``ADVERSARIAL_STATS``, or ``AUTOENCODER_STATS`` for an autoencoder; ``D_AUX`` with a self-supervised D,
-  ``GROWTH_STATS`` for a growing model), the speed and the learning rates;
+  ``GROWTH_STATS`` for a growing model), the speed, the learning rates, and the other values a schedule
+  ramps (``SCHEDULED``: only those whose ramp is not constant);
 - evaluation lines (``EVAL``): the bookkeeping keys and one value per metric result key ('fid_2k');
   ``LIVE`` on the live metric's lines, ``SOURCE`` and ``CHECKPOINT`` on `python -m engine metrics`'s;
 - event lines (``EVENT``): what the trainer did when training diverged (``ROLLBACK``, ``DIVERGENCE``).
@@ -37,6 +38,12 @@ RECON = "recon"  # an autoencoder's reconstruction loss
 D_AUX = "d_aux"  # a self-supervised discriminator's auxiliary loss (FastGAN)
 STAGE_RESOLUTION, ALPHA = "stage_resolution", "alpha"  # a growing model's stage and fade-in (progressive GAN)
 IMG_PER_SEC, LR_G, LR_D = "img_per_sec", "lr_g", "lr_d"
+# Scheduled values (named as the ramps of the config's schedule section), at the log step's last step: the
+# learning rates as the optimisers use them (batch scaling included), Adam β2, the penalty weights γ
+# (R1 + R2) and λ (gradient penalty), the EMA half-life and DiffAugment's probability.
+BETA2, GAMMA, GP_WEIGHT = "beta2", "gamma", "gp_weight"
+EMA_HALFLIFE, AUGMENT_P = "ema_halflife_images", "augment_p"
+SCHEDULED = (LR_G, LR_D, BETA2, GAMMA, GP_WEIGHT, EMA_HALFLIFE, AUGMENT_P)
 ADVERSARIAL_STATS = (LOSS_G, LOSS_D, D_REAL, D_FAKE)
 AUTOENCODER_STATS = (LOSS_G, LOSS_D, D_REAL, D_FAKE, RECON)
 GROWTH_STATS = (STAGE_RESOLUTION, ALPHA)
@@ -56,7 +63,9 @@ EVENTS = (ROLLBACK, DIVERGENCE)
 
 _LABELS = {LOSS_G: "G loss", LOSS_D: "D loss", D_REAL: "D(x)", D_FAKE: "D(G(z))", D_AUX: "D self-supervised loss",
            RECON: "Reconstruction", STAGE_RESOLUTION: "Stage resolution (px)", ALPHA: "Fade-in α",
-           IMG_PER_SEC: "img/s", LR_G: "Learning rate G", LR_D: "Learning rate D"}
+           IMG_PER_SEC: "img/s", LR_G: "Learning rate G", LR_D: "Learning rate D", BETA2: "Adam β2",
+           GAMMA: "Penalty weight γ", GP_WEIGHT: "Gradient penalty λ", EMA_HALFLIFE: "EMA half-life (images)",
+           AUGMENT_P: "DiffAugment probability"}
 _AUTOENCODER_LABELS = {LOSS_G: "Autoencoder loss", LOSS_D: "Latent D loss", D_REAL: "D(prior z)", D_FAKE: "D(E(x))"}
 
 
@@ -70,7 +79,8 @@ def stat_label(key: str, model_kind: str = ADVERSARIAL) -> str:
 
 @dataclass(frozen=True)
 class TrainRecord:
-    """A training line: ``values`` holds its statistics (losses, D outputs, speed, learning rates, growth)."""
+    """A training line: ``values`` holds its statistics (losses, D outputs, speed, learning rates, growth) and
+    scheduled values."""
 
     step: int
     images: int

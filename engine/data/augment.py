@@ -96,14 +96,16 @@ _POLICY_FNS = {"color": color, "translation": translation, "cutout": cutout}
 
 
 class Augmenter:
-    """Owns the augmentation random stream (its state is saved in checkpoints)."""
+    """Owns the augmentation random stream (its state is saved in checkpoints). ``p`` is the probability
+    that DiffAugment transforms an image (a plain float: a schedule may change it between steps)."""
 
     def __init__(self, device: torch.device, seed: int, flip: bool, rotate_degrees: float, diffaugment: str,
-                 rank: int = 0, world_size: int = 1) -> None:
+                 rank: int = 0, world_size: int = 1, p: float = 1.0) -> None:
         self.gen = BatchRandom(device, seed + 17, rank, world_size)
         self.flip = flip
         self.rotate_degrees = rotate_degrees
         self.policy = parse_policy(diffaugment)
+        self.p = p
 
     def real(self, x: torch.Tensor) -> torch.Tensor:
         """Dataset augmentation, real images only."""
@@ -114,10 +116,15 @@ class Augmenter:
         return x
 
     def diff(self, x: torch.Tensor) -> torch.Tensor:
-        """Differentiable augmentation, for real and fake images before D."""
+        """Differentiable augmentation, for real and fake images before D: each image is transformed with
+        probability ``p``, decided per image from this stream (with p = 1 nothing is drawn for it)."""
+        if not self.policy or self.p <= 0:
+            return x
+        chosen = self.gen.uniform((x.shape[0], 1, 1, 1)) < self.p if self.p < 1 else None
+        augmented = x
         for name in self.policy:
-            x = _POLICY_FNS[name](x, self.gen)
-        return x
+            augmented = _POLICY_FNS[name](augmented, self.gen)
+        return augmented if chosen is None else torch.where(chosen, augmented, x)
 
     def get_state(self) -> torch.Tensor:
         return self.gen.gen.get_state()

@@ -20,7 +20,7 @@ from engine import metrics
 from engine.base import records
 from engine.base.checkpoint import CheckpointError, load_checkpoint, restore_optimizer, save_checkpoint, split_prefix
 from engine.base.files import atomic_write
-from engine.config import LR_SCALINGS, Config, ConfigError, MetricsConfig, OptimConfig
+from engine.config import Config, ConfigError, MetricsConfig
 from engine.data import load_dataset
 from engine.data.augment import Augmenter, BatchRandom
 from engine.data.device_data import DeviceDataset
@@ -34,10 +34,11 @@ from engine.runs import LAUNCH_ENV, Run, RunLock, file_clock
 from engine.train import distributed
 from engine.train.init import initial_weights
 from engine.train.ema import EMA
-from engine.train.guard import (Divergence, DivergenceError, advice, describe_stats, describe_tensors,
-                                halve_learning_rates, nonfinite_stats, nonfinite_tensors, state_tensors)
+from engine.train.guard import (Divergence, DivergenceError, advice, describe_stats, describe_tensors, nonfinite_stats,
+                                nonfinite_tensors, state_tensors)
 from engine.train.layout import wants_channels_last
-from engine.train.resume import apply_optimizer_settings, check_resumable
+from engine.train.resume import check_resumable
+from engine.train.schedule import Schedule, check_schedule, halve_learning_rate_curves
 from engine.train.steps import STEPS, Autoencoder, Batch, StepParts
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ class Trainer:
                               "turn it off for CPU processes")
         self.capabilities = check_model_config(config).capabilities
         self.loss = build_loss(config.loss)
+        check_schedule(config, self.loss)
         if config.metrics.every_images:
             check_metrics(config.metrics)
         self.live_schedule = LiveSchedule(config.metrics.live_budget)
@@ -155,9 +157,10 @@ class Trainer:
         fused = self.device.type in ("cuda", "cpu")
         self.opt_g = torch.optim.Adam(trained.parameters(), fused=fused)
         self.opt_d = torch.optim.Adam(self.D.parameters(), fused=fused)
-        self._apply_optim_config()
         self.aug = Augmenter(self.device, config.train.seed, config.data.flip, config.data.rotate_degrees,
-                             config.data.diffaugment, self.dist.rank, self.dist.world_size)
+                             config.data.diffaugment, self.dist.rank, self.dist.world_size, config.data.augment_p)
+        self.schedule = Schedule(config, self.opt_g, self.opt_d, self.loss, self.ema, self.aug)
+        self.schedule.apply(self.images)
         self.noise = BatchRandom(self.device, config.train.seed * 7 + 1, self.dist.rank, self.dist.world_size)
         parts = StepParts(self.G_train, self.D_train, self.D_judge, self.D, self.opt_g, self.opt_d, self.loss,
                           self.aug.diff, self.autocast, self.loss.probability_logits, pair.objective)
@@ -195,15 +198,6 @@ class Trainer:
         """Give up the run directory's lock (training again takes it back)."""
         if self.lock is not None:
             self.lock.release()
-
-    def _apply_optim_config(self) -> None:
-        """The config's learning rates (scaled for the batch) and betas on both optimisers: a resumed run
-        trains with what its config.json says, not with what the checkpoint's optimisers held."""
-        optim = self.config.optim
-        factor = lr_scale(optim, self.config.train.batch_size)
-        betas = (optim.beta1, optim.beta2)
-        apply_optimizer_settings(self.opt_g, optim.lr_g * factor, betas)
-        apply_optimizer_settings(self.opt_d, optim.lr_d * factor, betas)
 
     def _clear_stale_stop(self) -> None:
         """Remove a STOP file older than this worker's launch (left by an earlier session); a request
@@ -317,8 +311,8 @@ class Trainer:
             raise ConfigError(str(exc)) from None
 
     def _resume(self, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
-        """Continue from a checkpoint: its state, the config's optimiser settings, and a history cut back
-        to its step (what came after is trained again)."""
+        """Continue from a checkpoint: its state, the config's optimiser settings and scheduled values at
+        its images count, and a history cut back to its step (what came after is trained again)."""
         for prefix, module in self._modules().items():
             try:
                 module.load_state_dict(split_prefix(prefix, tensors))
@@ -327,7 +321,6 @@ class Trainer:
                                       f"({str(exc).splitlines()[0]}); resume with the run's own settings") from None
         restore_optimizer(self.opt_g, "opt_G", meta, tensors)
         restore_optimizer(self.opt_d, "opt_D", meta, tensors)
-        self._apply_optim_config()
         torch.set_rng_state(tensors["rng.cpu"])
         self.noise.gen.set_state(tensors["rng.noise"])  # global-batch streams: valid for any process count
         self.aug.set_state(tensors["rng.aug"])
@@ -338,6 +331,7 @@ class Trainer:
         if "live" in meta:
             self.live_schedule.load_state_dict(meta["live"])
         self.step, self.images = meta["step"], meta["images"]
+        self.schedule.apply(self.images)  # over the checkpoint's optimiser settings
         if self.dist.is_main:
             self.run.truncate_history(self.step)
 
@@ -372,8 +366,11 @@ class Trainer:
         return Batch(real, labels, z, mix)
 
     def train_step(self) -> torch.Tensor:
-        """One step of the model's kind; its statistics (``step_fn.names``) stay on the device."""
+        """One step of the model's kind, with the scheduled values at the images seen so far; its statistics
+        (``step_fn.names``) stay on the device."""
         self._set_progress()
+        if self.schedule.active:
+            self.schedule.apply(self.images)
         stats = self.step_fn([self.draw() for _ in range(self.step_fn.batches)])
         self.images += self.config.train.batch_size
         self.ema.update(self.G, self.config.train.batch_size, self.images)
@@ -507,7 +504,7 @@ class Trainer:
         values = (distributed.mean_over_ranks(acc, self.dist) / steps).tolist()
         stats = dict(zip(self.step_fn.names, values), **{
             records.IMG_PER_SEC: img_per_sec, records.LR_G: self.opt_g.param_groups[0]["lr"],
-            records.LR_D: self.opt_d.param_groups[0]["lr"]})
+            records.LR_D: self.opt_d.param_groups[0]["lr"]}, **self.schedule.logged())
         if self.capabilities.grows:
             stats.update(cast(ReportsGrowth, self.G).progress_info())
         record = records.TrainRecord(self.step, self.images, round(self.train_seconds, 3),
@@ -635,7 +632,7 @@ class Trainer:
                                   + advice(optim.lr_g, optim.lr_d, self.bf16, last_step,
                                            cfg.on_divergence == "rollback" and exhausted)) from None
         self.rollbacks += 1
-        halve_learning_rates(self.config.optim)
+        halve_learning_rate_curves(self.config)
         if self.dist.is_main:
             self.run.write_config(self.config)
         self._resume(*self._latest_valid_checkpoint())
@@ -692,11 +689,6 @@ class SpeedMeter:
 
 
 STOP_CHECK_STEPS = 10  # under torchrun: how often ranks agree on stop requests and the time limit
-
-
-def lr_scale(optim: OptimConfig, batch_size: int) -> float:
-    """The factor on lr_g and lr_d for a batch other than the one they were tuned for."""
-    return (batch_size / optim.reference_batch) ** LR_SCALINGS[optim.lr_scaling]
 
 
 def compiled_layout(setting: str) -> bool:

@@ -1,10 +1,9 @@
-"""What a resumed run may change: settings the checkpoint fixes are refused, the rest is applied."""
+"""What a resumed run may change: settings the checkpoint fixes are refused, the rest is applied (the
+optimiser settings and every scheduled value at the checkpoint's images count: engine.train.schedule)."""
 
 from __future__ import annotations
 
 from typing import Any
-
-import torch
 
 from engine.config import Config, ConfigError
 from engine.models import resolve_options
@@ -33,9 +32,3 @@ def _fixed(model: str, options: dict[str, Any], resolution: int, spec: str | Non
         resolved = dict(options)
     return {"model": model, "model.options": resolved, "data.resolution": int(resolution), "data.spec": spec,
             "train.seed": seed}
-
-
-def apply_optimizer_settings(opt: torch.optim.Optimizer, lr: float, betas: tuple[float, float]) -> None:
-    """Set every parameter group's learning rate and betas (the config's, over the checkpoint's)."""
-    for group in opt.param_groups:
-        group["lr"], group["betas"] = lr, betas
