@@ -1,4 +1,5 @@
-"""Plotly figures for training curves: one run's losses, its metrics, and several runs overlaid.
+"""Plotly figures for training curves: one run's losses, its metrics, its scheduled values, and several runs
+overlaid.
 
 One run's curves can be drawn against wall-clock time, steps or images seen, and smoothed with a
 debiased exponential moving average (TensorBoard's smoothing slider).
@@ -112,6 +113,27 @@ def metric_figure(lines: Sequence[Mapping[str, Any]], revision: str, axis: str =
                    legend=False)
         fig.update_xaxes(title_text=AXES[axis], row=1, col=col)
     return _styled(fig, revision)
+
+
+def schedule_figure(lines: Sequence[Mapping[str, Any]], revision: str, keys: Sequence[str]) -> go.Figure:
+    """The scheduled values ``keys`` (training-record keys, e.g. 'lr_g', 'augment_p') against images seen,
+    one panel each (their scales differ), as the run logged them."""
+    train = records.train_records(lines)
+    titles = [records.stat_label(key) for key in keys]
+    fig = make_subplots(rows=max(1, len(keys)), cols=1, subplot_titles=titles or None, shared_xaxes=True,
+                        vertical_spacing=min(0.15, 0.6 / max(1, len(keys))))
+    for row, key in enumerate(keys, start=1):
+        points = [(r.images / 1000, r.values[key]) for r in train if key in r.values]
+        fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], name=titles[row - 1],
+                                 mode="lines" if len(points) > 1 else "markers", showlegend=False,
+                                 line_color=PALETTE[(row - 1) % len(PALETTE)],
+                                 marker_color=PALETTE[(row - 1) % len(PALETTE)]), row=row, col=1)
+        if key in (records.LR_G, records.LR_D):
+            fig.update_yaxes(tickformat=".1e", row=row, col=1)  # 2.0e-4 rather than 200µ
+    fig.update_xaxes(title_text=AXES["images"], row=max(1, len(keys)), col=1)
+    fig = _styled(fig, revision)
+    fig.update_layout(height=max(_HEIGHT, 60 + 130 * len(keys)), title="Schedules", margin=dict(t=70))
+    return fig
 
 
 def _series_title(key: str, live: bool) -> str:

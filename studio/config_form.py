@@ -7,6 +7,7 @@ model options), so a recipe, sized for this device, can fill the whole form at o
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -14,6 +15,8 @@ import streamlit as st
 
 import engine
 from engine import metrics
+from engine.base import records
+from engine.config import RAMP_SHAPES, SCHEDULED
 from studio.monitor import plural
 
 LONGER_UNITS = ("minutes", "steps")
@@ -76,6 +79,8 @@ ADVANCED = (
     Field("data.diffaugment", "DiffAugment", "Differentiable augmentation of real and fake images "
           "(helps small datasets).", options=engine.DIFFAUGMENT_POLICIES,
           to_widget=lambda s: [a for a in s.split(",") if a], from_widget=",".join),
+    Field("data.augment_p", "DiffAugment probability", "The share of images DiffAugment transforms, drawn per image "
+          "(1 = every image; below 1 needs DiffAugment transforms).", step=0.05, fmt="%.2f"),
     Field("train.seed", "Seed"),
     Field("train.log_every", "Log curves every (steps)", min_value=1),
     Field("train.grid_every", "Progress grid every (steps)", min_value=1),
@@ -104,16 +109,32 @@ ADVANCED = (
 )
 
 
+# How each ramp's final value is entered (step, format), by ramp name; labels are the records' own.
+RAMP_INPUTS: dict[str, tuple[float, str]] = {
+    "lr_g": (1e-5, "%.1e"), "lr_d": (1e-5, "%.1e"), "beta2": (0.001, "%.3f"), "gamma": (0.01, "%.3f"),
+    "gp_weight": (1.0, "%.1f"), "ema_halflife_images": (1000.0, "%.0f"), "augment_p": (0.05, "%.2f")}
+RAMP_NOTES = {"gamma": " (R3GAN)", "gp_weight": " (WGAN-GP)"}
+HORIZON = Field("schedule.images", "Ramp over (images)", "The images each value takes to reach its final value, "
+                "then it stays there. 0 = the run's limit (Stop after steps × batch size).", step=1000)
+RAMPS = tuple(
+    (Field(f"schedule.{name}.shape", records.stat_label(name) + RAMP_NOTES.get(name, ""),
+           f"From {SCHEDULED[name]} (under Hyper-parameters) at the first image to the final value.",
+           options=RAMP_SHAPES),
+     Field(f"schedule.{name}.final", "Final value", f"{records.stat_label(name)} at the horizon and after.",
+           step=step, fmt=fmt))
+    for name, (step, fmt) in RAMP_INPUTS.items())
+SCHEDULE = (HORIZON, *(f for pair in RAMPS for f in pair))
+
+
 def _get(config: engine.Config, key: str) -> Any:
-    section, name = key.split(".")
-    return getattr(getattr(config, section), name)
+    return functools.reduce(getattr, key.split("."), config)
 
 
 def fill(config: engine.Config) -> None:
     """Put every value of ``config`` into the form (used for the device default and for presets)."""
     st.session_state["cfg:model.name"] = config.model.name
     st.session_state["cfg:data.resolution"] = config.data.resolution
-    for f in BASIC + ADVANCED:
+    for f in BASIC + ADVANCED + SCHEDULE:
         st.session_state[f"cfg:{f.key}"] = f.to_widget(_get(config, f.key))
     info = {m.name: m for m in engine.list_models()}[config.model.name]
     for name, default in info.options.items():
@@ -191,7 +212,7 @@ def config_problem(config: engine.Config, classes: int) -> str | None:
     return None
 
 
-def _widget(f: Field) -> Any:
+def _widget(f: Field, disabled: bool = False) -> Any:
     key = f"cfg:{f.key}"
     value = st.session_state[key]
     if f.options and isinstance(value, list):
@@ -204,8 +225,22 @@ def _widget(f: Field) -> Any:
         return st.text_input(f.label, key=key, help=f.help or None, persist_state="session")
     kind = type(value)
     return st.number_input(f.label, min_value=kind(f.min_value) if f.min_value is not None else None,
-                           step=kind(f.step or 1), format=f.fmt, key=key, help=f.help or None,
+                           step=kind(f.step or 1), format=f.fmt, key=key, help=f.help or None, disabled=disabled,
                            persist_state="session")
+
+
+def schedules() -> dict[str, Any]:
+    """The Schedules expander: the horizon, then each ramp's shape and final value (greyed while constant)."""
+    with st.expander("Schedules"):
+        st.caption("Ramp a value from its setting under Hyper-parameters at the first image to a final value, "
+                   "linearly or along a cosine. A resumed run continues each exactly where it was.")
+        values = {HORIZON.key: _widget(HORIZON)}
+        for shape, final in RAMPS:
+            left, right = st.columns(2)
+            values[shape.key] = _widget_in(left, shape)
+            with right:
+                values[final.key] = _widget(final, disabled=values[shape.key] == "constant")
+    return values
 
 
 def _option_widget(info: engine.ModelInfo, name: str, default: Any) -> Any:
@@ -245,20 +280,24 @@ def config_form(spec: str) -> engine.Config:
     with st.expander("Hyper-parameters"):
         cols = st.columns(2)
         values |= {f.key: _widget_in(cols[i % 2], f) for i, f in enumerate(ADVANCED)}
+    values |= schedules()
 
     config = copy.deepcopy(st.session_state["cfg:base"])
     config.data.spec = spec
     config.data.resolution = int(resolution)
     config.model = engine.ModelConfig(name, options)
-    for f in BASIC + ADVANCED:
+    for f in BASIC + ADVANCED + SCHEDULE:
         engine.update_from_dotted(config, f.key, f.from_widget(values[f.key]))
     return config
 
 
 def longer(config: engine.Config, step: int, train_seconds: float, unit: str, amount: int) -> engine.Config:
     """``config`` with its limit raised ``amount`` minutes or steps past where the run finished (the
-    other limits lifted, so the one chosen is the one that ends it)."""
+    other limits lifted, so the one chosen is the one that ends it); scheduled values keep the horizon
+    they had, so the run goes on at their final values."""
     raised = copy.deepcopy(config)
+    if raised.scheduled() and not raised.schedule.images:
+        raised.schedule.images = config.schedule_horizon() or 0  # the ramps keep their course; then final values
     raised.train.max_images = 0
     if unit == "steps":
         raised.train.max_steps, raised.train.max_seconds = step + amount, 0.0

@@ -119,11 +119,26 @@ def _panel(run: engine.Run, was_live: bool) -> None:
         axis, smoothing = _chart_controls()
         _quality_curve(run, lines, live, axis, smoothing)
     if train:
-        st.plotly_chart(charts.loss_figure(lines, run.name, axis, smoothing, run_table.model_kind(run)),
-                        key="monitor-losses")
+        losses = charts.loss_figure(lines, run.name, axis, smoothing, run_table.model_kind(run))
+        keys = scheduled_keys(run)
+        if keys:
+            loss_col, schedule_col = st.columns([2, 1], gap="medium")
+            loss_col.plotly_chart(losses, key="monitor-losses")
+            schedule_col.plotly_chart(charts.schedule_figure(lines, run.name, keys), key="monitor-schedules")
+        else:
+            st.plotly_chart(losses, key="monitor-losses")
     elif live:
         st.info("The loss curves appear after the first few steps.")
     _log(run, expanded=status["state"] == "failed")
+
+
+def scheduled_keys(run: engine.Run) -> list[str]:
+    """The training-record keys of the values the run's config schedules (its ramps that are not
+    constant); none when its config cannot be read."""
+    try:
+        return list(run.config().scheduled())
+    except engine.ConfigError:
+        return []
 
 
 def event_text(event: EventRecord) -> str:

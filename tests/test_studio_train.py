@@ -19,6 +19,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import engine
+from engine.config import Ramp
 from engine.train import Trainer
 from tests.conftest import tiny_config
 
@@ -459,3 +460,59 @@ def test_a_run_that_diverged_resumes_with_halved_learning_rates(runs_root: Path)
     poll(at, lambda a: "Finished" in badges(a), "the calmer run to finish")
     assert run.status()["step"] == 30
     assert not any(r.get("event") == "divergence" for r in run.metrics())  # resumed before it: one curve
+
+
+def test_the_schedules_expander_goes_into_the_config_that_starts(runs_root: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[engine.Config] = []
+    monkeypatch.setattr(engine, "start_training", lambda config, run_dir, **_: started.append(config) or 0)
+    at = open_app()
+    assert at.number_input(key="cfg:schedule.lr_g.final").disabled  # constant: no final value to enter
+    at.selectbox(key="cfg:schedule.lr_g.shape").set_value("cosine")
+    at.selectbox(key="cfg:schedule.augment_p.shape").set_value("linear")
+    at.number_input(key="cfg:schedule.images").set_value(1000).run()
+    assert not at.number_input(key="cfg:schedule.lr_g.final").disabled
+    at.number_input(key="cfg:schedule.lr_g.final").set_value(1e-5)
+    at.number_input(key="cfg:schedule.augment_p.final").set_value(0.5).run()
+    assert any("data.augment_p must stay 1" in e for e in errors(at)), errors(at)  # no DiffAugment chosen
+    assert start_button(at).disabled
+    at.multiselect(key="cfg:data.diffaugment").set_value(["color"]).run()
+    assert not errors(at), errors(at)
+    start_button(at).click().run()
+    (config,) = started
+    assert config.schedule.images == 1000
+    assert (config.schedule.lr_g, config.schedule.augment_p) == (Ramp("cosine", 1e-5), Ramp("linear", 0.5))
+    assert config.scheduled().keys() == {"lr_g", "augment_p"}
+
+
+def test_a_run_with_schedules_plots_them_next_to_the_losses(runs_root: Path) -> None:
+    plain = fake_run(runs_root, "plain", "finished", step=10, images=160)
+    scheduled = fake_run(runs_root, "scheduled", "finished", step=10, images=160)
+    config = scheduled.config()
+    config.schedule.lr_g, config.schedule.augment_p = Ramp("cosine", 0.0), Ramp("linear", 0.5)
+    config.data.diffaugment = "color"
+    scheduled.write_config(config)
+    for run in (plain, scheduled):
+        for i in range(1, 3):
+            run.append_metrics({"kind": "train", "step": 5 * i, "images": 80 * i, "time": 1.0 * i, "wall": 1.0 * i,
+                                "loss_g": 1.0, "loss_d": 0.5, "d_real": 0.6, "d_fake": 0.4, "lr_g": 2e-4 / i,
+                                "lr_d": 2e-4, "augment_p": 1.0 - 0.25 * i})
+    at = open_app()
+    at.selectbox(key="run").set_value("scheduled").run()
+    figures = {c.key: c for c in at.get("plotly_chart")}
+    assert {"monitor-losses", "monitor-schedules"} <= figures.keys()
+    spec = figures["monitor-schedules"].proto.spec
+    assert "Learning rate G" in spec and "DiffAugment probability" in spec and "Learning rate D" not in spec
+    at.selectbox(key="run").set_value("plain").run()
+    assert "monitor-schedules" not in {c.key for c in at.get("plotly_chart")}
+
+
+def test_training_a_scheduled_run_longer_keeps_its_horizon() -> None:
+    from studio.config_form import longer
+
+    config = tiny_config(max_steps=20)  # batch 16: the ramps run over 320 images
+    config.schedule.lr_g = Ramp("cosine", 0.0)
+    minutes = longer(config, step=20, train_seconds=55.0, unit="minutes", amount=5)
+    minutes.validate()  # no image or step limit left, and yet a horizon
+    assert minutes.schedule.images == 320 and config.schedule.images == 0
+    assert longer(tiny_config(max_steps=20), step=20, train_seconds=55.0, unit="steps", amount=5).schedule.images == 0

@@ -10,6 +10,7 @@ import streamlit as st
 
 import engine
 from engine.base import records
+from engine.train.schedule import halve_learning_rate_curves
 from studio import monitor, settings
 from studio.config_form import batch_problem, config_form, config_problem, longer
 from studio.dataset_picker import SOURCES, choose_dataset, read_preview, show_preview
@@ -176,9 +177,10 @@ def run_controls(run: engine.Run) -> None:
 
 
 def calmer_resume(run: engine.Run) -> None:
-    """After a divergence: resume from the last finite checkpoint with both learning rates halved."""
+    """After a divergence: resume from the last finite checkpoint with both learning rates halved (and their
+    ramps' final values)."""
     config = run.config()
-    engine.halve_learning_rates(config.optim)
+    halve_learning_rate_curves(config)
     if st.button("Resume at half the LR", icon=":material/speed:",
                  help=f"Continue from the last finite checkpoint with learning rates G {config.optim.lr_g:.1e} "
                       f"and D {config.optim.lr_d:.1e} (the run diverged with twice these)."):
