@@ -1,4 +1,4 @@
-"""Command line: python -m engine {train, sample, runs, export, metrics, push, pull, publish-space}."""
+"""Command line: python -m engine {train, sample, runs, export, metrics, push, pull, publish-space, project}."""
 
 from __future__ import annotations
 
@@ -103,10 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runs(sub)
     _add_export(sub)
     from engine.hub.cli import add_parser as add_hub
+    from engine.inversion_cli import add_parser as add_project
     from engine.metrics.cli import add_parser as add_metrics
 
     add_metrics(sub)
     add_hub(sub)
+    add_project(sub)
     return parser
 
 

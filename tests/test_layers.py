@@ -33,6 +33,12 @@ BELOW = {
     "engine.metrics": (),
     "engine.hub.pull": ("engine.config", "engine.hf", "engine.hub", "engine.runs"),
     "engine.generator": ("engine.config", "engine.grid", "engine.hf", "engine.hub", "engine.models", "engine.runs"),
+    "engine.activations": (),
+    "engine.discriminator": ("engine.config", "engine.hf", "engine.hub", "engine.models", "engine.runs"),
+    "engine.inversion": ("engine.activations", "engine.config", "engine.discriminator", "engine.generator",
+                         "engine.grid", "engine.hf", "engine.hub", "engine.models", "engine.runs"),
+    "engine.insight": ("engine.activations", "engine.config", "engine.discriminator", "engine.generator",
+                       "engine.grid", "engine.hf", "engine.hub", "engine.models", "engine.runs"),
 }
 # Engine imports inside functions that are kept: each CLI subcommand imports its module when it runs, and the
 # built-in faces are imported on use (their worker processes run `python -m engine.data.faces`).
