@@ -1,6 +1,6 @@
 """The model zoo: import a model module here to register it."""
 
-from engine.models import aae, basic, dcgan, fastgan, lsgan, progressive, sngan  # noqa: F401  (each registers its model)
+from engine.models import aae, basic, dcgan, fastgan, lsgan, progressive, r3gan, sngan  # noqa: F401  (each registers its model)
 from engine.models.check import check_model_config
 from engine.models.losses import Loss, LossInfo, build_loss, get_loss, list_losses, register_loss
 from engine.models.registry import (AuxDiscriminator, Capabilities, GanPair, Growing, ModelInfo, ModelSettings, Recipe,

@@ -3,6 +3,13 @@
 A loss has a D phase and a G phase on D's raw outputs. One that adds a penalty on images between
 real and fake (WGAN-GP) says so with ``uses_interpolates = True``: the training step then makes
 interpolates from the loop's noise (``interpolates``) and adds ``penalty`` on them to the D loss.
+One whose G loss compares fakes with reals (RpGAN) says ``relativistic = True``: the G step then also
+scores the real batch under the frozen D and calls ``relativistic_g_loss``. One with a penalty on D's
+gradients at the real and fake images it judges (R1 + R2) says ``penalizes_inputs = True``: the D step
+then makes those images require grad and adds ``input_penalty`` to the D loss.
+
+Penalty weights (``gp_weight``, ``gamma``) are plain float attributes that may change between steps
+(a schedule sets them); each call reads the current value.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ class Loss:
 
     uses_interpolates = False  # True: the D step adds penalty() on interpolates between real and fake
     probability_logits = False  # True: D's outputs are logits of a probability (shown through a sigmoid)
+    relativistic = False  # True: the G step scores the real batch too and uses relativistic_g_loss()
+    penalizes_inputs = False  # True: the D step adds input_penalty() on D's gradients at its real and fake inputs
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -28,8 +37,15 @@ class Loss:
     def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def relativistic_g_loss(self, fake_logits: torch.Tensor, real_logits: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} is not relativistic")
+
     def penalty(self, mixed: torch.Tensor, mixed_logits: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} has no interpolate penalty")
+
+    def input_penalty(self, real_in: torch.Tensor, real_logits: torch.Tensor, fake_in: torch.Tensor,
+                      fake_logits: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} has no penalty on D's inputs")
 
     @classmethod
     def from_config(cls, cfg: LossConfig) -> "Loss":
@@ -134,6 +150,41 @@ class WassersteinGPLoss(Loss):
         """λ·E[(‖∇ₓ D(x̂)‖₂ − 1)²], differentiable w.r.t. D's parameters."""
         (grad,) = torch.autograd.grad(mixed_logits.sum(), mixed, create_graph=True)
         return self.gp_weight * (grad.flatten(1).norm(dim=1) - 1).square().mean()
+
+
+@register_loss("rpgan", "Relativistic pairing + R1 + R2 (R3GAN)", "Each real image is paired with a fake one: D "
+               "learns softplus(D(fake) − D(real)), G softplus(D(real) − D(fake)), plus zero-centred gradient "
+               "penalties on real (R1) and fake (R2) images, γ/2·E‖∇D‖² each (Huang et al. 2024); γ is loss.gamma. "
+               "The r3gan model needs it.")
+class RelativisticPairingLoss(Loss):
+    """RpGAN with R1 + R2 (Huang et al. 2024): E[softplus(−(D(x) − D(G(z))))] over index pairs for D,
+    E[softplus(−(D(G(z)) − D(x)))] for G, and γ/2·(E‖∇ₓD(x)‖² + E‖∇D(G(z))‖²) added to the D loss."""
+
+    relativistic = True
+    penalizes_inputs = True
+
+    def __init__(self, gamma: float = 0.05) -> None:
+        self.gamma = gamma
+
+    @classmethod
+    def from_config(cls, cfg: LossConfig) -> "RelativisticPairingLoss":
+        return cls(cfg.gamma)
+
+    def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        return F.softplus(fake_logits - real_logits).mean()
+
+    def relativistic_g_loss(self, fake_logits: torch.Tensor, real_logits: torch.Tensor) -> torch.Tensor:
+        return F.softplus(real_logits - fake_logits).mean()
+
+    def input_penalty(self, real_in: torch.Tensor, real_logits: torch.Tensor, fake_in: torch.Tensor,
+                      fake_logits: torch.Tensor) -> torch.Tensor:
+        """γ/2·(R1 + R2), R = E‖∇ₓD(x)‖² over the batch, differentiable w.r.t. D's parameters. D judges real and
+        fake images in separate calls, so one backward of all logits summed gives both sets of gradients."""
+        real_grad, fake_grad = torch.autograd.grad(real_logits.sum() + fake_logits.sum(), (real_in, fake_in),
+                                                   create_graph=True)
+        r1 = real_grad.float().flatten(1).square().sum(1).mean()
+        r2 = fake_grad.float().flatten(1).square().sum(1).mean()
+        return 0.5 * self.gamma * (r1 + r2)
 
 
 def interpolates(real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:

@@ -85,6 +85,8 @@ class ModelSettings:
     (tests/test_zoo_training.py), with ``small_optim`` overriding OptimConfig fields for that training.
     ``recipe``: what bench/zoo.py trains it from, a recipe name in engine.presets or a Recipe declared here.
     ``schedule_options``: options counted in images that bench/zoo.py's --schedule-images sets (stage lengths).
+    ``extra_recipes``: more recipes declared here (other resolutions, say): engine.presets lists them with
+    ``recipe``, the zoo benchmark trains ``recipe`` alone.
     """
 
     tiny: dict[str, Any]
@@ -92,10 +94,16 @@ class ModelSettings:
     recipe: str | Recipe
     small_optim: dict[str, Any] = field(default_factory=dict)
     schedule_options: tuple[str, ...] = ()
+    extra_recipes: tuple[Recipe, ...] = ()
 
     @property
     def recipe_name(self) -> str:
         return self.recipe if isinstance(self.recipe, str) else self.recipe.name
+
+    @property
+    def declared_recipes(self) -> list[Recipe]:
+        """The Recipes declared with the model: ``recipe`` when it is one, then ``extra_recipes``."""
+        return [*([self.recipe] if isinstance(self.recipe, Recipe) else []), *self.extra_recipes]
 
 
 @dataclass
@@ -138,9 +146,9 @@ def register_model(name: str, description: str, resolutions: tuple[int, ...], op
                    capabilities: Capabilities = Capabilities(), settings: ModelSettings | None = None
                    ) -> Callable[[Callable[[Any, int, int], GanPair]], Callable[[Any, int, int], GanPair]]:
     """Decorator for ``build(options, resolution, num_classes) -> GanPair``."""
-    if settings is not None and isinstance(settings.recipe, Recipe) and settings.recipe.config.model.name != name:
-        raise ValueError(f"recipe {settings.recipe.name} of model {name} trains "
-                         f"model {settings.recipe.config.model.name!r}")
+    for declared in settings.declared_recipes if settings is not None else []:
+        if declared.config.model.name != name:
+            raise ValueError(f"recipe {declared.name} of model {name} trains model {declared.config.model.name!r}")
 
     def add(build: Callable[[Any, int, int], GanPair]) -> Callable[[Any, int, int], GanPair]:
         defaults = dataclasses.asdict(options_type())
@@ -159,7 +167,7 @@ def list_models() -> list[ModelInfo]:
 
 def declared_recipes() -> list[Recipe]:
     """The recipes model files declare next to their models (engine.presets lists them)."""
-    return [m.settings.recipe for m in _MODELS.values() if m.settings and isinstance(m.settings.recipe, Recipe)]
+    return [declared for m in _MODELS.values() if m.settings for declared in m.settings.declared_recipes]
 
 
 def get_model(name: str) -> ModelInfo:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.base import records
+from engine.config import ConfigError
 from engine.models import Loss
 from engine.models.losses import interpolates
 
@@ -79,8 +80,10 @@ def _probe(probabilities: bool, logits: torch.Tensor) -> torch.Tensor:
 
 
 class AdversarialStep:
-    """n_critic D updates then one G update; D judges images (DCGAN, WGAN-GP, SNGAN, …). An
-    AuxDiscriminator's loss on real images (FastGAN) is added to the D loss."""
+    """n_critic D updates then one G update; D judges images (DCGAN, WGAN-GP, SNGAN, R3GAN, …). An
+    AuxDiscriminator's loss on real images (FastGAN) is added to the D loss. A loss that
+    ``penalizes_inputs`` (R1 + R2) gets the real and fake images D judged, requiring grad; a
+    ``relativistic`` one gets D's scores of the last real batch in the G update too."""
 
     def __init__(self, parts: StepParts, n_critic: int, aux_loss: bool) -> None:
         self.parts, self.batches, self.aux_loss = parts, n_critic, aux_loss
@@ -96,17 +99,26 @@ class AdversarialStep:
                     with torch.no_grad():
                         fake = p.G(batch.z, batch.labels)
                 real_in, fake_in = p.augment(batch.real), p.augment(fake.detach())
+                if p.loss.penalizes_inputs:
+                    real_in, fake_in = real_in.detach().requires_grad_(True), fake_in.detach().requires_grad_(True)
                 mixed = interpolates(real_in, fake_in, batch.mix) if batch.mix is not None else None
                 out = p.D_pair(real_in, fake_in, batch.labels, mixed)
-                loss_d = p.loss.d_loss(out["real"].float(), out["fake"].float())
+                real_logits, fake_logits = out["real"].float(), out["fake"].float()
+                loss_d = p.loss.d_loss(real_logits, fake_logits)
                 if mixed is not None:
                     loss_d = loss_d + p.loss.penalty(mixed, out["mixed"].float())
+                if p.loss.penalizes_inputs:
+                    loss_d = loss_d + p.loss.input_penalty(real_in, real_logits, fake_in, fake_logits)
                 if self.aux_loss:
                     loss_d = loss_d + out["aux"].float()
             _update(p.opt_d, loss_d)
         with _frozen(p.D):
             with p.autocast():
-                loss_g = p.loss.g_loss(p.D_judge(p.augment(fake), batch.labels).float())
+                judged = p.D_judge(p.augment(fake), batch.labels).float()
+                if p.loss.relativistic:
+                    loss_g = p.loss.relativistic_g_loss(judged, p.D_judge(real_in.detach(), batch.labels).float())
+                else:
+                    loss_g = p.loss.g_loss(judged)
             _update(p.opt_g, loss_g)
         with torch.no_grad():
             stats = [loss_g.detach().float(), loss_d.detach().float(), _probe(p.probabilities, out["real"]),
@@ -142,6 +154,9 @@ class AutoencoderStep:
     batches = 1  # one D and one G update per step: optim.n_critic does not apply
 
     def __init__(self, parts: StepParts, n_critic: int, aux_loss: bool) -> None:
+        if parts.loss.relativistic or parts.loss.penalizes_inputs:
+            raise ConfigError(f"{type(parts.loss).__name__} compares or penalises images D judges; the adversarial "
+                              "autoencoder's D judges latent codes: choose another loss.kind")
         self.parts = parts
         self.reconstruction = RECONSTRUCTION_LOSSES[parts.objective["reconstruction"]]
         self.adversarial_weight = float(parts.objective["adversarial_weight"])
