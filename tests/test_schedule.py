@@ -91,6 +91,8 @@ def test_diffaugment_probability_transforms_a_share_of_the_images_deterministica
     assert torch.equal(augmented(0.5), augmented(0.5))
     assert torch.equal(augmented(0.0), x)
     assert bool((augmented(1.0) != x).flatten(1).any(1).all())
+    ranks = [Augmenter(torch.device("cpu"), 3, False, 0.0, "color", rank, 2, p=0.5) for rank in (0, 1)]
+    assert torch.equal(torch.cat([aug.diff(x[32 * r:32 * r + 32]) for r, aug in enumerate(ranks)]), augmented(0.5))
 
 
 class _Weighted(Loss):
