@@ -3,12 +3,13 @@
 Two generators: the shipped demo (checkpoints/demo-faces64, DCGAN 64 px) and a DCGAN at a recipe's published
 size (``--recipe``, default afhq-dcgan-128: 128 px, ngf 64; random weights, which do not change the speed).
 Each is exported with ``engine.to_onnx`` (which checks it against PyTorch) and timed at each batch size, both
-ways producing uint8 images: PyTorch eager as ``Generator.sample`` runs it, onnxruntime as the exported
-README's lines run it. The two backends take turns for ``--rounds`` rounds of at least ``--seconds`` each and
-the median is reported, so a CPU shared with other work slows both alike. ``--zoo`` adds every zoo model's
-parity at its tiny test options.
+ways producing uint8 images: PyTorch eager as ``Generator.sample`` runs it (OpenMP threads passive, as under
+``python -m engine``), onnxruntime with its defaults, as the exported README's lines run it. The two backends
+take turns for ``--rounds`` rounds of at least ``--seconds`` each and the median is reported, so a CPU shared
+with other work slows both alike. ``--zoo`` adds every zoo model's parity at its tiny test options.
 
-    python bench/onnx_speed.py [--recipe afhq-dcgan-128] [--batches 1,64] [--seconds 3] [--rounds 3] [--zoo]
+    python bench/onnx_speed.py [--recipe afhq-dcgan-128] [--batches 1,64] [--seconds 3] [--rounds 3] [--threads N]
+                               [--zoo]
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as python -m engine samples (engine/__main__.py)
 
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
@@ -56,9 +58,12 @@ def rate(call: Callable[[], object], batch: int, seconds: float) -> float:
     return calls * batch / (time.perf_counter() - start)
 
 
-def speeds(gen: Generator, exported: OnnxGenerator, batch: int, seconds: float, rounds: int) -> tuple[float, float]:
-    """Median samples/s of PyTorch eager and of onnxruntime, taking turns."""
-    session = ort.InferenceSession(exported.data, providers=["CPUExecutionProvider"])
+def speeds(gen: Generator, exported: OnnxGenerator, batch: int, seconds: float, rounds: int,
+           threads: int) -> tuple[float, float]:
+    """Median samples/s of PyTorch eager and of onnxruntime, taking turns (``threads`` each, 0: their defaults)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(exported.data, options, providers=["CPUExecutionProvider"])
     z = gen.latents(range(batch))
     feed = {INPUT_LATENTS: z.numpy()}
 
@@ -83,12 +88,17 @@ def main() -> None:
     parser.add_argument("--batches", default="1,64")
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="threads for both (0: each library's default, the number of cores)")
     parser.add_argument("--zoo", action="store_true", help="also every zoo model's parity at its tiny options")
     args = parser.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ort_threads = args.threads or "default"
     print(f"CPU, {os.cpu_count()} cores ({platform.machine()}), torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), onnxruntime {ort.__version__}, {time.strftime('%Y-%m-%d')}, "
-          f"load average {os.getloadavg()[0]:.1f}\n")
+          f"({torch.get_num_threads()} threads), onnxruntime {ort.__version__} ({ort_threads} threads), "
+          f"{time.strftime('%Y-%m-%d')}, load average {os.getloadavg()[0]:.1f}\n")
     targets = {"demo-faces64 (DCGAN 64 px, ngf 32)": load_generator(DEMO),
                f"{args.recipe} (published size)": recipe_generator(args.recipe)}
     rows = []
@@ -102,7 +112,8 @@ def main() -> None:
         print(f"| {label} | {exported.exporter}, {seconds:.1f} s with the check | {len(exported.data) / 2**20:.1f} MB "
               f"| {p.max_abs_diff:.1e} | {p.differing_values} of {p.values:,} |", flush=True)
         for batch in batches:
-            rows.append((label, batch, *speeds(gen, exported, batch, args.seconds, args.rounds)))
+            rows.append((label, batch, *speeds(gen, exported, batch, args.seconds, args.rounds, args.threads)))
+    print(f"\nload average after timing: {os.getloadavg()[0]:.1f}")
     print("\n| generator | batch | PyTorch eager (samples/s) | onnxruntime (samples/s) | ONNX / PyTorch |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for label, batch, torch_rate, onnx_rate in rows:

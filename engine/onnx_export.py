@@ -14,11 +14,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib
-import io
 import json
 import os
 import sys
 import tempfile
+import threading
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -44,6 +44,7 @@ METADATA_KEY = "gan_studio"  # the ONNX file's metadata_props key holding the ge
 INPUT_LATENTS, INPUT_LABELS = "z", "labels"
 OUTPUT_IMAGES, OUTPUT_RAW = "images", "raw"
 EXPORTERS = ("TorchScript", "torch.export")
+_STDOUT_LOCK = threading.Lock()
 
 
 class OnnxExportError(ValueError):
@@ -62,7 +63,8 @@ class Parity:
     values: int  # uint8 values compared
 
     def __str__(self) -> str:
-        return (f"onnxruntime vs PyTorch on {self.samples} samples (batches of {' and '.join(map(str, self.batches))}): "
+        batches = " and ".join(map(str, self.batches))
+        return (f"onnxruntime vs PyTorch on {self.samples} samples (batches of {batches}): "
                 f"max |Δ| {self.max_abs_diff:.2g} (tolerance {TOLERANCE:g}), "
                 f"{self.differing_values:,} of {self.values:,} uint8 values differ")
 
@@ -123,19 +125,21 @@ def _first_line(exc: BaseException) -> str:
 
 @contextlib.contextmanager
 def _stdout_discarded() -> Iterator[None]:
-    """Discard what is written to file descriptor 1 meanwhile: the TorchScript exporter prints the whole graph
-    there from C++ when it fails, and its failure is reported in words instead."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 1)
-        yield
-    finally:
+    """Discard what is written to file descriptor 1 meanwhile, one export at a time (the studio serves several
+    sessions from threads): the TorchScript exporter prints the whole graph there from C++ when it fails, the
+    torch.export one its progress; a failure is reported in words instead."""
+    with _STDOUT_LOCK:
         sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(devnull)
+        saved = os.dup(1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 1)
+            yield
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+            os.close(devnull)
 
 
 def _torchscript(module: nn.Module, args: tuple[torch.Tensor, ...], inputs: list[str]) -> bytes:
@@ -149,7 +153,7 @@ def _torchscript(module: nn.Module, args: tuple[torch.Tensor, ...], inputs: list
 
 def _torch_export(module: nn.Module, args: tuple[torch.Tensor, ...], inputs: list[str]) -> bytes:
     batch = torch.export.Dim("batch", min=1)
-    with contextlib.redirect_stdout(io.StringIO()):  # it reports its steps on stdout
+    with _stdout_discarded():
         program = torch.onnx.export(module, args, dynamo=True, input_names=inputs,
                                     output_names=[OUTPUT_IMAGES, OUTPUT_RAW],
                                     dynamic_shapes=tuple({0: batch} for _ in args), opset_version=OPSET,
@@ -201,7 +205,8 @@ def _describe(info: GeneratorInfo) -> str:
     lines = [f"- `{INPUT_LATENTS}`: float32 N×{info.latent_dim}, standard normal latents (multiply them by a "
              "truncation below 1 for cleaner, less varied images). N is any batch size."]
     if info.num_classes:
-        names = ", ".join(f"{i} = {name}" for i, name in enumerate(info.class_names)) or f"0 … {info.num_classes - 1}"
+        names = (", ".join(f"{i} = {name}" for i, name in enumerate(info.class_names))
+                 or f"0 … {info.num_classes - 1}")
         lines.append(f"- `{INPUT_LABELS}`: int64 N, the class of each image ({names}).")
     lines += [f"- `{OUTPUT_IMAGES}`: uint8 N×{size}×{size}×3, RGB images (0 … 255), ready for PIL or numpy.",
               f"- `{OUTPUT_RAW}`: float32 N×3×{size}×{size}, the network's output before quantisation: −1 … 1 maps "

@@ -147,6 +147,18 @@ def test_a_model_the_tracer_cannot_convert_names_the_model_and_the_fix(monkeypat
         "onnxscript package: pip install onnxscript (or pip install -r requirements.txt)")
 
 
+def test_a_network_the_tracer_cannot_convert_goes_through_torch_export(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fails(*args: Any) -> bytes:
+        raise RuntimeError("Unsupported: ONNX export of convolution for kernel of unknown shape.")
+
+    monkeypatch.setattr(onnx_export, "_torchscript", fails)
+    gen = tiny("lsgan")
+    exported = to_onnx(gen)
+    assert exported.exporter == "torch.export" and exported.parity.max_abs_diff <= TOLERANCE
+    z = np.random.default_rng(0).standard_normal((3, gen.latent_dim), dtype=np.float32)
+    assert run_onnx(exported.data, {INPUT_LATENTS: z})[0].shape == (3, 32, 32, 3)
+
+
 def test_importing_the_export_module_loads_no_onnx_package() -> None:
     script = (f"import sys\nsys.path.insert(0, {str(ROOT)!r})\nimport engine, engine.onnx_export\n"
               "print(sorted(m for m in sys.modules if m.split('.')[0] in ('onnx', 'onnxruntime', 'onnxscript')))")
