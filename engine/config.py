@@ -244,11 +244,15 @@ def _check_schedule(config: Config) -> None:
         raise ConfigError(f"schedule.images must be set when a value is scheduled (schedule.{name} is "
                           f"{ramps[name].shape}) and the run has no train.max_images or train.max_steps: set "
                           "schedule.images to the images the ramps run over, or an image or step limit")
-    augmented = config.data.augment_p < 1 or "augment_p" in ramps
-    if augmented and not config.data.diffaugment.strip():
-        raise ConfigError("data.augment_p must stay 1 (and schedule.augment_p constant) without DiffAugment: "
-                          "choose its transforms (data.diffaugment=color,translation,cutout) or leave the "
-                          "probability alone")
+    if config.data.diffaugment.strip():
+        return
+    if config.data.augment_p < 1:
+        raise ConfigError(f"data.augment_p must stay 1 without DiffAugment, got {config.data.augment_p:g}: choose its "
+                          "transforms (data.diffaugment=color,translation,cutout) or set data.augment_p=1")
+    if "augment_p" in ramps:
+        raise ConfigError("schedule.augment_p.shape must be constant without DiffAugment, got "
+                          f"{ramps['augment_p'].shape!r}: choose its transforms (data.diffaugment=color,translation,"
+                          "cutout) or set schedule.augment_p.shape=constant")
 
 
 def dataclass_from_dict(cls: type, data: Any, where: str) -> Any:

@@ -289,6 +289,13 @@ CHANGES = {
     "loss.label_smoothing": _choices([0.0, 0.1, 0.49], [0.5, -0.1, NAN]),
     "loss.gp_weight": _choices([0.0, 10.0], [-1.0, INF]),
     "loss.gamma": _choices([0.0, 0.05], [-0.1, NAN]),
+    "schedule.images": _choices([0, 32], [-1]),
+    "schedule.lr_g.shape": _choices(["constant", "cosine"], ["step"]),
+    "schedule.lr_d.final": _choices([0.0, 1e-4], [-1e-4, NAN]),
+    "schedule.beta2.shape": _choices(["linear"], []),
+    "schedule.gp_weight.shape": _choices(["cosine"], ["exp"]),
+    "schedule.augment_p.shape": _choices(["linear"], []),
+    "data.augment_p": _choices([0.0, 1.0], [1.5]),
     "data.resolution": _choices([32, 16, 48], [8, 2048]),
     "data.flip": st.booleans(),
     "data.rotate_degrees": _choices([0.0, 5.0, 180.0], [-1.0, 181.0, NAN]),
@@ -324,7 +331,8 @@ def _changed_config(changed: dict[str, object]) -> Config:
 @given(changed=changes)
 def test_any_config_is_refused_in_one_line_or_trains(changed, tmp_path_factory):
     """validate() refuses it with a one-line ConfigError, or the trainer's model checks refuse it (a key of
-    the model layer changed), or it trains 2 steps. Any other exception fails."""
+    the model layer changed, or a ramp of a weight the loss lacks, named), or it trains 2 steps. Any other
+    exception fails."""
     config = _changed_config(changed)
     try:
         config.validate()
@@ -335,7 +343,7 @@ def test_any_config_is_refused_in_one_line_or_trains(changed, tmp_path_factory):
     try:
         trainer = Trainer(config, tmp_path_factory.mktemp("run") / "run")
     except ConfigError as exc:
-        assert "\n" not in str(exc) and MODEL_KEYS & set(changed), exc
+        assert "\n" not in str(exc) and (MODEL_KEYS & set(changed) or str(exc).split(" ", 1)[0] in changed), exc
         event("refused by the model checks")
         return
     assert trainer.train() == "finished"

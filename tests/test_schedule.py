@@ -57,7 +57,11 @@ def test_a_ramp_without_a_horizon_and_augment_p_without_diffaugment_are_refused_
     config.schedule.images = 1000
     config.validate()
     config.schedule.augment_p = Ramp("linear", 0.5)
-    with pytest.raises(ConfigError, match=r"^data.augment_p must stay 1 .*data.diffaugment="):
+    with pytest.raises(ConfigError, match=r"^schedule.augment_p.shape must be constant without DiffAugment, got "
+                                          r"'linear': .*data.diffaugment="):
+        config.validate()
+    config.schedule.augment_p.shape, config.data.augment_p = "constant", 0.5
+    with pytest.raises(ConfigError, match=r"^data.augment_p must stay 1 without DiffAugment, got 0.5: "):
         config.validate()
     config.data.diffaugment = "color"
     config.validate()
@@ -130,7 +134,7 @@ def test_schedule_sets_each_value_on_the_runs_parts_and_logs_the_active_ones():
 def test_a_ramp_of_a_weight_the_loss_does_not_have_is_refused_at_start(tmp_path):
     config = tiny_config(max_steps=2)
     config.schedule.gamma = Ramp("cosine", 0.0)
-    with pytest.raises(ConfigError, match="schedule.gamma must stay constant with loss.kind=bce"):
+    with pytest.raises(ConfigError, match="^schedule.gamma.shape must be constant with loss.kind=bce"):
         Trainer(config, tmp_path / "run")
 
 

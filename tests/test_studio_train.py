@@ -474,7 +474,7 @@ def test_the_schedules_expander_goes_into_the_config_that_starts(runs_root: Path
     assert not at.number_input(key="cfg:schedule.lr_g.final").disabled
     at.number_input(key="cfg:schedule.lr_g.final").set_value(1e-5)
     at.number_input(key="cfg:schedule.augment_p.final").set_value(0.5).run()
-    assert any("data.augment_p must stay 1" in e for e in errors(at)), errors(at)  # no DiffAugment chosen
+    assert any("schedule.augment_p.shape must be constant without DiffAugment" in e for e in errors(at)), errors(at)
     assert start_button(at).disabled
     at.multiselect(key="cfg:data.diffaugment").set_value(["color"]).run()
     assert not errors(at), errors(at)

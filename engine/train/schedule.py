@@ -55,10 +55,12 @@ def scheduled_values(config: Config, images: int) -> dict[str, float]:
 def check_schedule(config: Config, loss: Loss) -> None:
     """ConfigError for a ramp of a loss weight the configured loss does not have (e.g. schedule.gamma
     with loss.kind=bce): it would change nothing."""
+    ramps = config.scheduled()
     for name in LOSS_WEIGHTS:
-        if name in config.scheduled() and not hasattr(loss, name):
-            raise ConfigError(f"schedule.{name} must stay constant with loss.kind={config.loss.kind}, which has no "
-                              f"loss.{name}: set schedule.{name}.shape=constant or choose a loss that uses it")
+        if name in ramps and not hasattr(loss, name):
+            raise ConfigError(f"schedule.{name}.shape must be constant with loss.kind={config.loss.kind}, which has no "
+                              f"loss.{name}, got {ramps[name].shape!r}: set schedule.{name}.shape=constant or choose "
+                              "a loss that uses it")
 
 
 def halve_learning_rate_curves(config: Config) -> None:
@@ -114,4 +116,5 @@ class Schedule:
     def logged(self) -> dict[str, float]:
         """The values of the active ramps as last applied, for a training record (its keys are the ramps'
         names; the learning rates are logged from the optimisers, scaled as they train)."""
-        return {name: self.current[name] for name in self.config.scheduled() if name not in (records.LR_G, records.LR_D)}
+        return {name: self.current[name] for name in self.config.scheduled()
+                if name not in (records.LR_G, records.LR_D)}
