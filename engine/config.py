@@ -86,11 +86,14 @@ class OptimConfig:
 
 @dataclass
 class MetricsConfig:
-    """Evaluation during training (0 = off), the live SWD, and where the Inception weights live offline.
+    """Evaluation during training (0 = off), the live SWD and FID, and where the Inception weights live offline.
 
     The live metric is SWD on ``live_samples`` EMA-generator images (0 = off) against a fixed subset
-    of the training images, run as often as keeps it within ``live_budget`` of the training time; the
-    best checkpoint follows it when ``every_images`` is 0.
+    of the training images, run as often as keeps it within ``live_budget`` of the training time. With
+    ``live_fid``, where the Inception network is on the machine (no download is tried), FID-1k runs
+    beside it: on CUDA every ``live_fid_every_images`` images, elsewhere only as often as keeps it within
+    ``live_fid_budget``. The best checkpoint follows the live FID once it has run, else the live SWD,
+    when ``every_images`` is 0.
     """
 
     every_images: int = 0
@@ -100,6 +103,9 @@ class MetricsConfig:
     inception_weights: str = ""
     live_samples: int = 256
     live_budget: float = 0.05
+    live_fid: bool = True
+    live_fid_every_images: int = 50_000
+    live_fid_budget: float = 0.10
 
 
 @dataclass
@@ -414,6 +420,8 @@ RULES: dict[str, Rule] = {
     "metrics.best_metric": _not_empty,
     "metrics.live_samples": _ints(0, MAX_SAMPLES),
     "metrics.live_budget": _floats(0, 1, low_open=True),
+    "metrics.live_fid_every_images": _ints(1),
+    "metrics.live_fid_budget": _floats(0, 1, low_open=True),
 }
 
 # Each ramp's final value follows its key's rule, except that a learning rate may end at 0.

@@ -27,7 +27,7 @@ from engine.data.device_data import DeviceDataset
 from engine.device import OUT_OF_MEMORY_ADVICE, configure_backends, detect_device, use_bf16
 from engine.expectations import record_speed
 from engine.grid import image_grid, save_png, to_uint8
-from engine.metrics.live import LiveSchedule, LiveSWD
+from engine.metrics.live import LiveFID, LiveSchedule, LiveSchedules, LiveSWD
 from engine.models import (GanPair, Growing, ReportsGrowth, build_loss, build_model, check_model_config,
                            check_model_size, resolve_options)
 from engine.runs import LAUNCH_ENV, Run, RunLock, file_clock
@@ -113,8 +113,10 @@ class Trainer:
         check_schedule(config, self.loss)
         if config.metrics.every_images:
             check_metrics(config.metrics)
-        self.live_schedule = LiveSchedule(config.metrics.live_budget)
+        self.live_fid = LiveFID(config.metrics, self.device)  # finds the network when first due
+        self.live_schedule = LiveSchedules(LiveSchedule(config.metrics.live_budget), self.live_fid.schedule)
         self.live: LiveSWD | None = None  # built at the first live evaluation (off the start-up path)
+        self.live_due: set[str] = set()  # the live metrics due now: "swd", "fid"
 
         checkpoint = self._latest_valid_checkpoint() if resume else None
         meta = checkpoint[0] if checkpoint else {}
@@ -419,24 +421,42 @@ class Trainer:
         return record
 
     def _live_due(self, log_step: bool) -> bool:
-        return bool(self.config.metrics.live_samples) and self.dist.is_main and self.live_schedule.due(
-            self.train_seconds, log_step)
+        """Whether a live metric is due now; which ones is kept in ``live_due`` for live_evaluate."""
+        self.live_due = set()
+        if not self.dist.is_main:
+            return False
+        if self.config.metrics.live_samples and self.live_schedule.swd.due(self.train_seconds, log_step):
+            self.live_due.add("swd")
+        if self.live_fid.due(self.train_seconds, self.images, self.config.train.batch_size):
+            self.live_due.add("fid")
+        return bool(self.live_due)
 
     def live_evaluate(self) -> dict[str, Any]:
-        """The live SWD of the EMA generator, logged; the best checkpoint follows it when no periodic
-        evaluation is configured. Its cost (with best.json, and the real side's preparation the first
-        time) sets when the next one is due."""
+        """The live metrics that are due, of the EMA generator, logged in one record: SWD, and FID-1k where the
+        Inception network is here (engine.metrics.live.LiveFID). When no periodic evaluation is configured the
+        best checkpoint follows the live FID once it has run, else the live SWD. Each metric's cost (with
+        best.json, and its one-time preparation) sets when it is next due."""
+        values: dict[str, float] = {}
+        if "fid" in self.live_due:
+            fid = self.live_fid(self._sample_fn, self.real_images, self.dataset_info["fingerprint"], self.train_seconds)
+            if fid is not None:
+                values[self.live_fid.key] = fid
+            elif self.live_fid.unavailable:
+                log.debug("no live FID: %s", self.live_fid.unavailable)
         begin = time.perf_counter()
-        if self.live is None:
-            self.live = LiveSWD(self.real_images, self.config.metrics.live_samples, self.device)
-        start = time.perf_counter()
-        record = records.EvalRecord(self.step, self.images, round(self.train_seconds, 3),
-                                    {self.live.key: self.live(self._sample_fn)}, live=True).to_dict()
-        self.run.append_metrics(record)
-        if not self.config.metrics.every_images:
-            self._track_best(record, self.live.key)
-        end = time.perf_counter()
-        self.live_schedule.done(self.train_seconds, end - start, setup=start - begin)
+        if "swd" in self.live_due:
+            if self.live is None:
+                self.live = LiveSWD(self.real_images, self.config.metrics.live_samples, self.device)
+            start = time.perf_counter()
+            values[self.live.key] = self.live(self._sample_fn)
+        record = records.EvalRecord(self.step, self.images, round(self.train_seconds, 3), values, live=True).to_dict()
+        if values:
+            self.run.append_metrics(record)
+            follows_fid = self.live_fid.key in values or self.best.get("key") == self.live_fid.key
+            if not self.config.metrics.every_images:
+                self._track_best(record, self.live_fid.key if follows_fid else next(iter(values)))
+        if "swd" in self.live_due:
+            self.live_schedule.swd.done(self.train_seconds, time.perf_counter() - start, setup=start - begin)
         return record
 
     @torch.no_grad()
