@@ -182,7 +182,7 @@ class _Run:
         self.generator, self.x, self.y, self.features, self.weights = generator, x, y, features, weights
         self.target_features = [f.detach() for f in features(x, y)] if features else []
         self.z = z0.clone().requires_grad_(True)
-        self.optimizer = torch.optim.Adam([self.z], lr=lr)
+        self.moments = torch.zeros_like(z0), torch.zeros_like(z0)
         self.lr, self.steps = lr, steps
         self.best_z = z0.clone()
         self.best_loss = torch.full((len(z0),), math.inf, device=z0.device)
@@ -207,9 +207,16 @@ class _Run:
                 self.best_feature = torch.where(better, feature, self.best_feature)
         self.loss = loss.detach()
         if step < self.steps:
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.lr * 0.5 * (1 + math.cos(math.pi * step / self.steps))
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.sum().backward()
-            self.optimizer.step()
+            (gradient,) = torch.autograd.grad(loss.sum(), self.z)
+            self._adam(gradient, step + 1, self.lr * 0.5 * (1 + math.cos(math.pi * step / self.steps)))
         return pixel.detach(), feature.detach() if feature is not None else None
+
+    @torch.no_grad()
+    def _adam(self, gradient: torch.Tensor, t: int, lr: float, betas: tuple[float, float] = (0.9, 0.999)) -> None:
+        """One Adam update of z (Kingma & Ba 2015), written out: torch.optim's first use imports TorchDynamo,
+        seconds on a CPU, which the studio would pay on its first projection."""
+        m, v = self.moments
+        m.mul_(betas[0]).add_(gradient, alpha=1 - betas[0])
+        v.mul_(betas[1]).addcmul_(gradient, gradient, value=1 - betas[1])
+        step = lr / (1 - betas[0] ** t)
+        self.z.addcdiv_(m, (v / (1 - betas[1] ** t)).sqrt().add_(1e-8), value=-step)

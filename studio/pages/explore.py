@@ -1,4 +1,5 @@
-"""Explore: samples, latent interpolation, latent directions and a memorisation check for any generator."""
+"""Explore: samples, latent interpolation, latent directions, a memorisation check, your photos in the latent space
+and what the networks see, for any generator."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from studio import cache, generators
+from studio import cache, generators, insight_tab, inversion_tab
 from studio.errors import shown_in_page
 from studio.imaging import animation, enlarge, image_grid, png_bytes
 from studio.onnx_download import onnx_download
@@ -204,6 +205,9 @@ def explore(source: generators.Source, trunc_col: DeltaGenerator, class_col: Del
     if gen.encoder is not None:
         names += (RECONSTRUCTIONS,)
         bodies += (("reconstruct the training images", lambda: reconstructions_tab(source, ver, gen.resolution)),)
+    names += (inversion_tab.TAB, insight_tab.TAB)
+    bodies += (("project the photos", lambda: inversion_tab.photo_tab(source, ver, DIRECTIONS)),
+               ("look inside the networks", lambda: insight_tab.insight_tab(source, ver, trunc, cls, gen.resolution)))
     for tab, (action, body) in zip(st.tabs(names, key="explore-tab", on_change="rerun"), bodies):
         if tab.open:
             with tab, shown_in_page(action):
