@@ -108,6 +108,16 @@ class _Features:
         return [a.output for a in recorder.activations()]
 
 
+@torch.no_grad()
+def feature_distance(discriminator: Discriminator, images: np.ndarray, targets: np.ndarray,
+                     labels: Sequence[int] | None = None) -> np.ndarray:
+    """The D-feature (perceptual) loss between uint8 N×R×R×3 images and targets, one value per pair."""
+    features = _Features(discriminator)
+    y = discriminator.labels(labels, len(images))
+    return _feature_distance(features(discriminator.tensor(images), y),
+                             features(discriminator.tensor(targets), y)).cpu().numpy()
+
+
 def _start_labels(generator: Generator, labels: Sequence[int] | None, count: int, restarts: int) -> torch.Tensor:
     """Class per (photo, start): the given one, else for conditional models the starts cycle over classes."""
     if labels is not None:

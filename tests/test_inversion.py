@@ -16,7 +16,7 @@ from engine.cli import main
 from engine.data import load_dataset
 from engine.discriminator import NoDiscriminatorError, load_discriminator
 from engine.generator import Generator, export_generator, load_generator
-from engine.inversion import Weights, fit_photo, project, read_photo
+from engine.inversion import Weights, feature_distance, fit_photo, project, read_photo
 from engine.models import build_model
 from tests.conftest import tiny_config
 
@@ -167,6 +167,25 @@ def test_the_discriminator_features_join_the_loss(run: Path) -> None:
     result = project(gen, faces(2, 32), disc, steps=3, restarts=1)
     assert result.feature_errors is not None and result.feature_errors.shape == (2,) and result.note is None
     assert all(s.feature_loss is not None and s.feature_loss > 0 for s in result.history)
+    measured = feature_distance(disc, result.reconstructions, result.targets)  # of the uint8 reconstructions
+    np.testing.assert_allclose(measured, result.feature_errors, rtol=0.1, atol=0.01)
+    assert np.allclose(feature_distance(disc, result.targets, result.targets), 0)
+
+
+def test_the_benchmark_prints_the_curve_and_saves_the_reconstructions(run: Path, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.inversion import main as bench
+
+    out = tmp_path / "grid.png"
+    monkeypatch.setattr("sys.argv", ["inversion.py", "--run", str(run), "--held-out", "builtin:faces:16", "--count",
+                                     "2", "--steps", "0,2", "--restarts", "1", "--pixel-only-steps", "1",
+                                     "--out", str(out)])
+    bench()
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert [row.split(" | ")[0] for row in rows[2:]] == ["| random latent (mean of 16)", "| 0", "| 2",
+                                                           "| 1, pixel loss only"]
+    assert Image.open(out).size == (2 + 2 * 34, 2 + 4 * 34)  # 2 columns; photos and reconstructions, both sets
 
 
 def test_the_your_photo_tab_projects_uploads_then_edits_and_interpolates(run: Path,
