@@ -18,6 +18,7 @@ from engine.generator import Generator
 from engine.grid import enlarge, image_grid, to_uint8
 
 TOP = 8  # channels shown per layer
+SALIENCY_QUANTILE = 0.99  # saliency is scaled so that this quantile is 1 (a few hot pixels would darken the rest)
 # A dark-to-bright colour scale (black, violet, red, orange, pale yellow), for maps and heat maps.
 _SCALE = np.array([[0, 0, 4], [81, 18, 124], [183, 55, 121], [252, 137, 97], [252, 253, 191]], np.float32)
 
@@ -45,7 +46,7 @@ class DiscriminatorView:
     """D on one image: its score, where the score is most sensitive to the pixels, and its feature maps."""
 
     score: float
-    saliency: np.ndarray  # float32 H×W in 0..1: |∂score/∂pixel|, max over colours, divided by its maximum
+    saliency: np.ndarray  # float32 H×W in 0..1: |∂score/∂pixel|, max over colours, over its 99th percentile
     layers: list[LayerMaps]
 
 
@@ -87,7 +88,7 @@ def discriminator_view(discriminator: Discriminator, image: np.ndarray, label: i
         score = discriminator(x, discriminator.labels([label], 1))
     (gradient,) = torch.autograd.grad(score.sum(), x)
     saliency = gradient[0].abs().amax(dim=0)
-    saliency = saliency / saliency.max().clamp_min(1e-12)
+    saliency = (saliency / torch.quantile(saliency, SALIENCY_QUANTILE).clamp_min(1e-12)).clamp(max=1)
     return DiscriminatorView(float(score.detach()[0]), saliency.cpu().numpy().astype(np.float32),
                              [_layer(a, top) for a in recorder.activations()])
 

@@ -9,6 +9,7 @@ import streamlit as st
 from engine.insight import (DiscriminatorView, LayerMaps, ScoreHistograms, discriminator_view, generator_features,
                             heat_map, render_layer, score_histograms)
 from studio import cache, generators, networks
+from studio.charts import PALETTE
 from studio.imaging import enlarge
 
 TAB = "What the networks see"
@@ -56,8 +57,9 @@ def _layers(layers: list[LayerMaps]) -> None:
 def _histogram_figure(h: ScoreHistograms) -> go.Figure:
     centres = (h.edges[:-1] + h.edges[1:]) / 2
     width = float(h.edges[1] - h.edges[0])
-    figure = go.Figure([go.Bar(x=centres, y=h.real, width=width, name="real", opacity=0.6),
-                        go.Bar(x=centres, y=h.generated, width=width, name="generated", opacity=0.6)])
+    figure = go.Figure([go.Bar(x=centres, y=h.real, width=width, name="real", opacity=0.6, marker_color=PALETTE[0]),
+                        go.Bar(x=centres, y=h.generated, width=width, name="generated", opacity=0.6,
+                               marker_color=PALETTE[1])])
     figure.update_layout(barmode="overlay", height=280, margin=dict(l=10, r=10, t=10, b=10),
                          xaxis_title="D's score (raw; higher = judged real)", yaxis_title="images")
     return figure

@@ -14,7 +14,7 @@ from studio import cache, generators, networks
 from studio.imaging import animation, enlarge, image_grid, png_bytes
 
 TAB = "Your photo"
-STEPS = 100  # default Adam steps: about 10 s for one photo on 2 idle CPU cores with the cats recipe
+STEPS = 100  # default Adam steps: 9 s for one photo with the perceptual loss (the 64 px cats recipe, 2 busy CPU cores)
 RESTARTS = 4
 KEY = "inv:projection"
 
@@ -23,7 +23,7 @@ KEY = "inv:projection"
 class Projected:
     """The last projection shown in this session, with what produced it."""
 
-    key: tuple[object, ...]
+    key: tuple[str, str, tuple[str, ...]]  # generator path, its version, the photos' hashes
     names: tuple[str, ...]
     projection: Projection
 
@@ -33,7 +33,7 @@ def _upload_key(files: list[tuple[str, bytes]]) -> tuple[str, ...]:
 
 
 def _project(src: generators.Source, version: str, files: list[tuple[str, bytes]], steps: int, restarts: int,
-             use_d: bool, key: tuple[object, ...]) -> None:
+             use_d: bool, key: tuple[str, str, tuple[str, ...]]) -> None:
     gen = cache.generator(src.path, version)
     photos = [read_photo(data, name) for name, data in files]
     disc = networks.discriminator(src.path, version)[0] if use_d else None
@@ -66,32 +66,34 @@ def photo_tab(src: generators.Source, version: str, directions: int) -> None:
                                key="inv:upload")
     cols = st.columns([1, 1, 2], vertical_alignment="bottom")
     steps = cols[0].number_input("Steps", min_value=0, max_value=2000, value=STEPS, step=50, key="inv:steps",
-                                 help="More steps match more closely and take longer (about 0.1 s a step and "
-                                      "photo on 2 CPU cores for the 64 px cats recipe).")
+                                 help="More steps match more closely and take longer: about 0.1 s a step and "
+                                      "photo on 2 CPU cores for the 64 px cats recipe (half that without the "
+                                      "perceptual loss).")
     use_d = cols[1].toggle("Perceptual loss", value=disc is not None, disabled=disc is None, key="inv:perceptual",
                            help="Compare the trained discriminator's feature maps too, not only the pixels "
-                                "(about 3× slower).")
+                                "(2–3× slower: the pixel error ends a little higher, but contrast and shapes "
+                                "follow the photo more closely).")
     if disc is None:
         st.caption(f"Pixel loss only: {no_disc}.")
     files = [(f.name, f.getvalue()) for f in uploads or []]
-    key = (src.path, version, _upload_key(files), int(steps), use_d)
+    key = (src.path, version, _upload_key(files))
     if cols[2].button("Project", type="primary", icon=":material/search:", disabled=not files, key="inv:go"):
         _project(src, version, files, int(steps), RESTARTS, use_d, key)
     done = st.session_state.get(KEY)
-    if not isinstance(done, Projected) or done.key[:3] != key[:3]:
+    if not isinstance(done, Projected) or done.key != key:
         if files:
             st.info("Press **Project** to find these photos in the latent space.")
         return
     _results(done, gen.class_names, gen.num_classes > 0)
     _edit(src, version, done, directions)
     if len(done.names) > 1:
-        _interpolate(src, version, done)
+        _interpolate(src, version, done, gen.num_classes > 0)
 
 
 def _results(done: Projected, class_names: list[str], conditional: bool) -> None:
     p = done.projection
     for i, name in enumerate(done.names):
-        photo_col, recon_col, text_col = st.columns([1, 1, 2], vertical_alignment="center")
+        photo_col, recon_col, text_col = st.columns([1, 1, 3], vertical_alignment="center")
         photo_col.image(enlarge(p.targets[i], 192), caption=f"Photo: {name}", width="stretch")
         recon_col.image(enlarge(p.reconstructions[i], 192), caption="Reconstruction", width="stretch")
         feature = f" · discriminator-feature loss {p.feature_errors[i]:.3f}" if p.feature_errors is not None else ""
@@ -133,7 +135,7 @@ def _path(path: str, version: str, z0: np.ndarray, z1: np.ndarray, steps: int, l
     return cache.generator(path, version).interpolate(torch.from_numpy(z0), torch.from_numpy(z1), steps, label=label)
 
 
-def _interpolate(src: generators.Source, version: str, done: Projected) -> None:
+def _interpolate(src: generators.Source, version: str, done: Projected, conditional: bool) -> None:
     st.subheader("Interpolate between two photos")
     p, names = done.projection, done.names
     cols = st.columns(2)
@@ -141,8 +143,9 @@ def _interpolate(src: generators.Source, version: str, done: Projected) -> None:
     b = cols[1].selectbox("To", range(len(names)), index=1, format_func=names.__getitem__, key="inv:b")
     z0, z1 = p.latents[a].numpy(), p.latents[b].numpy()
     strip = _path(src.path, version, z0, z1, 8, p.labels[a])
-    st.image(image_grid(strip, columns=8), caption=f"{names[a]} → {names[b]} (spherical interpolation; "
-             "the class of the first photo)", width="stretch")
+    kept = "; the class of the first photo" if conditional else ""
+    st.image(image_grid(strip, columns=8), caption=f"{names[a]} → {names[b]} (spherical interpolation{kept})",
+             width="stretch")
 
     def there_and_back() -> bytes:
         frames = _path(src.path, version, z0, z1, 32, p.labels[a])
