@@ -72,8 +72,9 @@ def main() -> None:
     cells = []
     for images in sets.values():
         errors = np.abs(random[:, None].astype(np.float32) - images[None]).mean(axis=(2, 3, 4)) / 255
-        features = np.mean([feature_distance(disc, np.repeat(r[None], len(images), 0), images) for r in random])
-        cells += [f"{errors.mean():.3f}", f"{features:.3f}"]
+        pairs = np.repeat(random, len(images), axis=0), np.tile(images, (len(random), 1, 1, 1))  # every pair
+        features = feature_distance(disc, *pairs)
+        cells += [f"{errors.mean():.3f}", f"{features.mean():.3f}"]
     print(f"| random latent (mean of 16) | {' | '.join(cells)} | |", flush=True)
     last: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     variants = [(int(s), Weights(), f"{int(s)}") for s in args.steps.split(",")]
