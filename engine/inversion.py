@@ -4,7 +4,9 @@ Adam on z from several random starts per photo (all optimised at once, one batch
 absolute pixel error, plus a perceptual term from the trained discriminator's feature maps (pretrained
 LPIPS weights cannot be downloaded offline), plus a prior that keeps z on the typical shell of N(0, I).
 The perceptual term uses the maps ``engine.activations`` captures (the last activation at each spatial
-size), unit-normalised over channels and compared like LPIPS without learned weights.
+size), unit-normalised over channels and compared like LPIPS without learned weights. Each photo's search is
+independent of the others in its batch, except under the progressive GAN's D, whose minibatch-stddev features mix
+the batch.
 """
 
 from __future__ import annotations
