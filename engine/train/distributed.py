@@ -76,6 +76,16 @@ def setup() -> DistInfo:
     return DistInfo(rank, world_size, device, local_rank)
 
 
+def teardown(info: DistInfo, clean: bool) -> None:
+    """Leave the process group before the process exits (a gloo group torn down by the interpreter's exit
+    can abort a rank that finished first). ``clean``: all ranks got here, so wait for each other first."""
+    if not info.active or not dist.is_initialized():
+        return
+    if clean:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 def wrap(generator: nn.Module, discriminator: nn.Module, info: DistInfo, sync_batchnorm: bool,
          capabilities: Capabilities) -> tuple[nn.Module, nn.Module]:
     """The modules the training step calls: plain in one process, DDP under torchrun."""
