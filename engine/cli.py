@@ -1,4 +1,4 @@
-"""Command line: python -m engine {train, sample, runs, export, metrics, push, pull, publish-space, project}."""
+"""Command line: python -m engine {train, sample, runs, export, metrics, doctor, push, pull, publish-space, project}."""
 
 from __future__ import annotations
 
@@ -102,11 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sample(sub)
     _add_runs(sub)
     _add_export(sub)
+    from engine.doctor.cli import add_parser as add_doctor
     from engine.hub.cli import add_parser as add_hub
     from engine.inversion_cli import add_parser as add_project
     from engine.metrics.cli import add_parser as add_metrics
 
     add_metrics(sub)
+    add_doctor(sub)
     add_hub(sub)
     add_project(sub)
     return parser

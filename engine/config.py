@@ -37,6 +37,9 @@ MAX_SAMPLES = 100_000  # evaluation and live-metric images
 MAX_N_CRITIC = 100
 MAX_ROLLBACKS = 100
 MAX_COUNT = 2**53  # steps, images and intervals: integers JSON keeps exact everywhere
+MAX_DOCTOR_WINDOW = 1_000
+# The keys a checkpoint fixes: a resumed run must keep them (engine.train.resume); every other key may change.
+CHECKPOINT_FIXED = ("model.name", "model.options", "data.resolution", "data.spec", "train.seed")
 
 
 @dataclass
@@ -134,6 +137,20 @@ class TrainConfig:
 
 
 @dataclass
+class DoctorConfig:
+    """The training doctor (engine.doctor): diagnoses from the statistics logged anyway and from the progress
+    grid's images, written to the run's findings.json. A finding on the losses must hold over ``window``
+    training lines (and be gone over as many to be closed), one on the generated images over ``probes``
+    progress grids. The nearest-training-image check runs for datasets of at most ``nearest_max_images``
+    images (0 = never)."""
+
+    enabled: bool = True
+    window: int = 10
+    probes: int = 3
+    nearest_max_images: int = 10_000
+
+
+@dataclass
 class Ramp:
     """One scheduled value: from the value its key holds (at image 0) to ``final`` (at the schedule's
     horizon), along ``shape``; ``constant`` keeps the key's value throughout."""
@@ -177,6 +194,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    doctor: DoctorConfig = field(default_factory=DoctorConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -422,6 +440,9 @@ RULES: dict[str, Rule] = {
     "metrics.live_budget": _floats(0, 1, low_open=True),
     "metrics.live_fid_every_images": _ints(1),
     "metrics.live_fid_budget": _floats(0, 1, low_open=True),
+    "doctor.window": _ints(2, MAX_DOCTOR_WINDOW),
+    "doctor.probes": _ints(1, MAX_DOCTOR_WINDOW),
+    "doctor.nearest_max_images": _ints(0),
 }
 
 # Each ramp's final value follows its key's rule, except that a learning rate may end at 0.

@@ -31,6 +31,7 @@ BELOW = {
     "engine.models": ("engine.config",),
     "engine.runs": ("engine.config",),
     "engine.metrics": (),
+    "engine.doctor": ("engine.config", "engine.metrics", "engine.runs"),
     "engine.hub.pull": ("engine.config", "engine.hf", "engine.hub", "engine.runs"),
     "engine.generator": ("engine.config", "engine.grid", "engine.hf", "engine.hub", "engine.models", "engine.runs"),
     "engine.activations": (),

@@ -6,7 +6,8 @@
   ramps (``SCHEDULED``: only those whose ramp is not constant);
 - evaluation lines (``EVAL``): the bookkeeping keys and one value per metric result key ('fid_2k');
   ``LIVE`` on the live metric's lines, ``SOURCE`` and ``CHECKPOINT`` on `python -m engine metrics`'s;
-- event lines (``EVENT``): what the trainer did when training diverged (``ROLLBACK``, ``DIVERGENCE``).
+- event lines (``EVENT``): what the trainer did when training diverged (``ROLLBACK``, ``DIVERGENCE``);
+- probe lines (``PROBE``): what the training doctor measured on a progress grid's images (``PROBE_KEYS``).
 
 A NaN or infinite value is left out of its line and its key listed under ``NONFINITE``. Writers and
 readers use these names, and read lines through the typed records below. Standard library only.
@@ -18,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, TypeGuard
 
 # Record kinds: the value of KIND.
-TRAIN, EVAL, EVENT = "train", "eval", "event"
-KINDS = (TRAIN, EVAL, EVENT)
+TRAIN, EVAL, EVENT, PROBE = "train", "eval", "event", "probe"
+KINDS = (TRAIN, EVAL, EVENT, PROBE)
 
 # Bookkeeping keys. Every line has KIND, STEP, IMAGES and TIME (train_seconds).
 KIND, STEP, IMAGES, TIME = "kind", "step", "images", "time"
@@ -61,11 +62,21 @@ EVENT_NAME, DIVERGED_AT, DETAIL, ROLLBACKS = "event", "diverged_at", "detail", "
 ROLLBACK, DIVERGENCE = "rollback", "divergence"
 EVENTS = (ROLLBACK, DIVERGENCE)
 
+# Probe lines (engine.doctor.probe), each relative to the same measure on training images: DIVERSITY the grid's
+# mean pairwise pixel distance (1 = as varied as the training images), DISTINCT the median distance of a grid
+# image to its nearest other grid image (1 = as far apart as as many training images), NEAREST the median
+# distance of a grid image to its nearest training image (1 = as far as training images are from each other;
+# small datasets only), PATCHED the share of grid images with a flat grey band or square (DiffAugment's fill)
+# minus the share of training images with one.
+DIVERSITY, DISTINCT, NEAREST, PATCHED = "diversity", "distinct", "nearest", "patched"
+PROBE_KEYS = (DIVERSITY, DISTINCT, NEAREST, PATCHED)
+
 _LABELS = {LOSS_G: "G loss", LOSS_D: "D loss", D_REAL: "D(x)", D_FAKE: "D(G(z))", D_AUX: "D self-supervised loss",
            RECON: "Reconstruction", STAGE_RESOLUTION: "Stage resolution (px)", ALPHA: "Fade-in α",
            IMG_PER_SEC: "img/s", LR_G: "Learning rate G", LR_D: "Learning rate D", BETA2: "Adam β2",
            GAMMA: "Penalty weight γ", GP_WEIGHT: "Gradient penalty λ", EMA_HALFLIFE: "EMA half-life (images)",
-           AUGMENT_P: "DiffAugment probability"}
+           AUGMENT_P: "DiffAugment probability", DIVERSITY: "Grid diversity (× training images')",
+           DISTINCT: "Nearest other grid image (× training images')", NEAREST: "Nearest training image (× their spacing)", PATCHED: "Grey patches (share above training)"}
 _AUTOENCODER_LABELS = {LOSS_G: "Autoencoder loss", LOSS_D: "Latent D loss", D_REAL: "D(prior z)", D_FAKE: "D(E(x))"}
 
 
@@ -154,9 +165,26 @@ class EventRecord:
         return line | {key: value for key, value in optional.items() if value is not None}
 
 
-Record = TrainRecord | EvalRecord | EventRecord
-_TYPES: dict[str, type[TrainRecord] | type[EvalRecord] | type[EventRecord]] = {
-    TRAIN: TrainRecord, EVAL: EvalRecord, EVENT: EventRecord}
+@dataclass(frozen=True)
+class ProbeRecord:
+    """A probe line: ``values`` maps ``PROBE_KEYS`` to what the doctor measured on the step's progress grid."""
+
+    step: int
+    images: int
+    time: float
+    values: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> ProbeRecord:
+        return cls(_int(record, STEP), _int(record, IMAGES), _float(record, TIME), _values(record))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {KIND: PROBE, STEP: self.step, IMAGES: self.images, TIME: self.time, **self.values}
+
+
+Record = TrainRecord | EvalRecord | EventRecord | ProbeRecord
+_TYPES: dict[str, type[TrainRecord] | type[EvalRecord] | type[EventRecord] | type[ProbeRecord]] = {
+    TRAIN: TrainRecord, EVAL: EvalRecord, EVENT: EventRecord, PROBE: ProbeRecord}
 
 
 def parse(record: Mapping[str, Any]) -> Record | None:
@@ -182,6 +210,11 @@ def events(records: Iterable[Mapping[str, Any]], name: str | None = None) -> lis
     """The event lines, in order: all of them, or those of one event (``ROLLBACK``, ``DIVERGENCE``)."""
     found = [EventRecord.from_dict(r) for r in records if r.get(KIND) == EVENT]
     return found if name is None else [r for r in found if r.event == name]
+
+
+def probe_records(records: Iterable[Mapping[str, Any]]) -> list[ProbeRecord]:
+    """The probe lines, in order."""
+    return [ProbeRecord.from_dict(r) for r in records if r.get(KIND) == PROBE]
 
 
 def is_number(value: Any) -> TypeGuard[int | float]:

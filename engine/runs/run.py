@@ -14,6 +14,7 @@ from typing import Any
 from engine.base import records
 from engine.base.environment import runs_root
 from engine.base.files import TEMP_SUFFIX, append_line, atomic_write_bytes, atomic_write_json, read_json, read_jsonl
+from engine.base.findings import FINDINGS_FILE, Finding, findings_from_json
 from engine.config import Config
 
 LIVE_STATES = ("starting", "running")
@@ -64,6 +65,7 @@ class Run:
     checkpoints_dir = property(lambda self: self.path / "checkpoints")
     stop_path = property(lambda self: self.path / "STOP")
     log_path = property(lambda self: self.path / "worker.log")
+    findings_path = property(lambda self: self.path / FINDINGS_FILE)
 
     def exists(self) -> bool:
         return self.config_path.is_file()
@@ -95,6 +97,13 @@ class Run:
 
     def metrics(self) -> list[dict[str, Any]]:
         return read_jsonl(self.metrics_path)
+
+    def findings(self) -> list[Finding]:
+        """What the training doctor found (engine.doctor), oldest first; none before it wrote anything."""
+        try:
+            return findings_from_json(read_json(self.findings_path))
+        except (OSError, ValueError):
+            return []
 
     def grids(self) -> list[tuple[int, Path]]:
         if not self.grids_dir.is_dir():

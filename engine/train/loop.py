@@ -25,6 +25,7 @@ from engine.data import load_dataset
 from engine.data.augment import Augmenter, BatchRandom
 from engine.data.device_data import DeviceDataset
 from engine.device import OUT_OF_MEMORY_ADVICE, configure_backends, detect_device, use_bf16
+from engine.doctor import Doctor
 from engine.expectations import record_speed
 from engine.grid import image_grid, save_png, to_uint8
 from engine.metrics.live import LiveFID, LiveSchedule, LiveSchedules, LiveSWD
@@ -179,8 +180,26 @@ class Trainer:
         if self.dist.is_main:
             self.run.path.mkdir(parents=True, exist_ok=True)
             self.run.write_config(config)
+        self.doctor = self._start_doctor()
 
     # ----------------------------------------------------------------- state
+
+    def _start_doctor(self) -> Doctor | None:
+        """The training doctor (rank 0, doctor.enabled), caught up with the run's records so far (a resumed
+        run's, cut back to its checkpoint), which rewrites findings.json."""
+        if not (self.config.doctor.enabled and self.dist.is_main):
+            return None
+        doctor = Doctor(self.config, self.capabilities.step, self.run.findings_path, self.real_images)
+        doctor.replay(self.run.metrics())
+        return doctor
+
+    def _append(self, record: dict[str, Any]) -> None:
+        """Append a record to metrics.jsonl (rank 0) and show it to the doctor."""
+        if not self.dist.is_main:
+            return
+        self.run.append_metrics(record)
+        if self.doctor is not None:
+            self.doctor.observe(record)
 
     def _failed_start(self, exc: BaseException) -> None:
         """Give the lock back; mark the run failed only where this launch already said it was starting
@@ -390,6 +409,9 @@ class Trainer:
             images = to_uint8(self.ema.ema(self.fixed_z, labels))
         grid = image_grid(images, columns=int(math.sqrt(len(images))) or 1)
         atomic_write(self.run.grids_dir / f"step_{self.step:08d}.png", lambda tmp: save_png(grid, str(tmp)))
+        if self.doctor is not None:  # the images are on the host already
+            self._append(records.ProbeRecord(self.step, self.images, round(self.train_seconds, 3),
+                                             self.doctor.probe(images)).to_dict())
 
     def _evaluation_due(self) -> bool:
         every = self.config.metrics.every_images
@@ -413,7 +435,7 @@ class Trainer:
                                     errors=errors).to_dict()
         if not self.dist.is_main:
             return record
-        self.run.append_metrics(record)
+        self._append(record)
         wanted = self.config.metrics.best_metric
         key = next((k for k, v in record.items() if isinstance(v, float) and metrics.output_of(k) == wanted), None)
         if key is not None:
@@ -451,7 +473,7 @@ class Trainer:
             values[self.live.key] = self.live(self._sample_fn)
         record = records.EvalRecord(self.step, self.images, round(self.train_seconds, 3), values, live=True).to_dict()
         if values:
-            self.run.append_metrics(record)
+            self._append(record)
             follows_fid = self.live_fid.key in values or self.best.get("key") == self.live_fid.key
             if not self.config.metrics.every_images:
                 self._track_best(record, self.live_fid.key if follows_fid else next(iter(values)))
@@ -529,8 +551,7 @@ class Trainer:
             stats.update(cast(ReportsGrowth, self.G).progress_info())
         record = records.TrainRecord(self.step, self.images, round(self.train_seconds, 3),
                                      round(self.wall_seconds(), 3), stats).to_dict()
-        if self.dist.is_main:
-            self.run.append_metrics(record)
+        self._append(record)
         bad = nonfinite_stats(self.step_fn.names, values)
         if bad:
             raise Divergence(self.step, describe_stats(bad, steps, self.step))
@@ -657,6 +678,7 @@ class Trainer:
             self.run.write_config(self.config)
         self._resume(*self._latest_valid_checkpoint())
         self._set_progress()
+        self.doctor = self._start_doctor()  # its history was cut back with the run's
         log.warning("diverged at step %d (%s): rolled back to step %d with lr_g=%g, lr_d=%g", exc.step,
                     exc.detail, self.step, self.config.optim.lr_g, self.config.optim.lr_d)
         self._event(records.ROLLBACK, diverged_at=exc.step, detail=exc.detail, lr_g=self.config.optim.lr_g,
@@ -664,9 +686,8 @@ class Trainer:
 
     def _event(self, event: str, **fields: Any) -> None:
         """Append an event record (divergence, rollback) at the current step."""
-        if self.dist.is_main:
-            self.run.append_metrics(records.EventRecord(event, self.step, self.images, round(self.train_seconds, 3),
-                                                        **fields).to_dict())
+        self._append(records.EventRecord(event, self.step, self.images, round(self.train_seconds, 3),
+                                         **fields).to_dict())
 
     def _record_speed(self, windows: list[float]) -> None:
         """Remember this session's median img/s for its shape on this machine (what the studio expects

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.config import Config, ConfigError
+from engine.config import CHECKPOINT_FIXED, Config, ConfigError
 from engine.models import resolve_options
 
 
@@ -30,5 +30,4 @@ def _fixed(model: str, options: dict[str, Any], resolution: int, spec: str | Non
         resolved = resolve_options(model, options)
     except ConfigError:
         resolved = dict(options)
-    return {"model": model, "model.options": resolved, "data.resolution": int(resolution), "data.spec": spec,
-            "train.seed": seed}
+    return dict(zip(CHECKPOINT_FIXED, (model, resolved, int(resolution), spec, seed), strict=True))

@@ -1,0 +1,88 @@
+"""What the detectors read: the run's records so far (typed, by kind) and the run's settings."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from engine.base import records
+from engine.base.records import EvalRecord, ProbeRecord, TrainRecord
+from engine.config import Config
+
+# Losses whose D outputs are probabilities (D(x) → 1 and D(G(z)) → 0 when D wins), and those whose D loss
+# is 0 at its minimum (D wins when it reaches it); the others (wgan-gp, rpgan) have neither reading.
+PROBABILITY_LOSSES = ("bce",)
+ZERO_MINIMUM_LOSSES = ("hinge", "least-squares")
+
+
+@dataclass
+class History:
+    """The records a run has written so far, in order, by kind."""
+
+    train: list[TrainRecord] = field(default_factory=list)
+    evals: list[EvalRecord] = field(default_factory=list)
+    probes: list[ProbeRecord] = field(default_factory=list)
+
+    def add(self, record: records.Record) -> None:
+        if isinstance(record, TrainRecord):
+            self.train.append(record)
+        elif isinstance(record, EvalRecord):
+            self.evals.append(record)
+        elif isinstance(record, ProbeRecord):
+            self.probes.append(record)
+
+    def series(self, key: str, last: int) -> list[float]:
+        """The values of training statistic ``key`` in the last ``last`` training lines that hold it, in order
+        (read from the end: a check costs the same however long the run)."""
+        values: list[float] = []
+        for record in reversed(self.train):
+            if len(values) == last:
+                break
+            if key in record.values:
+                values.append(record.values[key])
+        return values[::-1]
+
+    def probe_series(self, key: str) -> list[float]:
+        return [r.values[key] for r in self.probes if key in r.values]
+
+
+@dataclass(frozen=True)
+class Context:
+    """The run as the detectors see it: its config (read when a detector runs, so a rollback's halved
+    learning rates count) and how its model trains (``records.MODEL_KINDS``)."""
+
+    config: Config
+    model_kind: str = records.ADVERSARIAL
+
+    @property
+    def window(self) -> int:
+        return self.config.doctor.window
+
+    @property
+    def probes(self) -> int:
+        return self.config.doctor.probes
+
+    @property
+    def loss(self) -> str:
+        return self.config.loss.kind
+
+    def policy(self) -> tuple[str, ...]:
+        """DiffAugment's transforms in use."""
+        return tuple(p.strip() for p in self.config.data.diffaugment.split(",") if p.strip())
+
+
+def mean(values: Sequence[float]) -> float:
+    return statistics.fmean(values) if values else 0.0
+
+
+def halves(values: Sequence[float]) -> tuple[float, float]:
+    """Mean of the first and of the second half of ``values``."""
+    middle = len(values) // 2
+    return mean(values[:middle]), mean(values[middle:])
+
+
+def reversals(values: Sequence[float]) -> int:
+    """How often the series changes direction."""
+    steps = [b - a for a, b in zip(values, values[1:]) if b != a]
+    return sum(1 for a, b in zip(steps, steps[1:]) if (a > 0) != (b > 0))

@@ -1,0 +1,318 @@
+"""The training doctor: each detector on made-up record sequences (sustained windows, no flapping, resolving),
+the probe on images with known answers, the findings file, the CLI; then small CPU runs that fail on purpose
+(lr_d × 20, a width-1 latent, 16 training images trained long) and show the finding, and a healthy run that
+shows none."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from engine import cli, load_dataset
+from engine.base import findings, records
+from engine.base.findings import Finding, Suggestion
+from engine.config import Config, update_from_dotted
+from engine.data.augment import BatchRandom, cutout, translation
+from engine.doctor import Doctor, diagnose
+from engine.doctor.probe import Probe, patched
+from engine.runs import Run
+from engine.train import Trainer
+from tests.conftest import ROOT, tiny_config
+
+FACES = load_dataset("builtin:faces:96", 32).images
+
+
+def train_line(step: int, d_real: float = 0.7, d_fake: float = 0.3, loss_g: float = 1.0,
+               loss_d: float = 1.2) -> dict[str, object]:
+    return {"kind": "train", "step": step, "images": step * 16, "time": step / 10, "loss_g": loss_g,
+            "loss_d": loss_d, "d_real": d_real, "d_fake": d_fake}
+
+
+def probe_line(step: int, **values: float) -> dict[str, object]:
+    return {"kind": "probe", "step": step, "images": step * 16, "time": step / 10, **values}
+
+
+def eval_line(step: int, swd: float) -> dict[str, object]:
+    return {"kind": "eval", "live": True, "step": step, "images": step * 16, "time": step / 10, "swd_256": swd}
+
+
+def kinds(doctor: Doctor, active: bool = True) -> list[str]:
+    return [f.kind for f in doctor.findings if f.active == active]
+
+
+def feed(doctor: Doctor, lines: list[dict[str, object]]) -> None:
+    for line in lines:
+        doctor.observe(line)
+
+
+# ----------------------------------------------------------------- detectors on made-up records
+
+def test_d_overpowering_needs_the_whole_window_and_resolves_only_after_as_long_without_it() -> None:
+    doctor = Doctor(tiny_config())  # window 10
+    healthy = [train_line(s) for s in range(1, 21)]
+    won = [train_line(s, 0.999, 0.001, loss_g=7.0 + s / 100, loss_d=0.002) for s in range(21, 30)]
+    feed(doctor, healthy + won)
+    assert kinds(doctor) == []  # nine log intervals of a winning D are not yet a sustained window
+    feed(doctor, [train_line(30, 0.999, 0.001, loss_g=7.4, loss_d=0.002)])
+    (found,) = doctor.findings
+    assert (found.kind, found.severity, found.first_step, found.step) == (findings.D_OVERPOWERING, "warning", 21, 30)
+    assert found.evidence["D(x) (window mean)"] > 0.99 and found.evidence["D(G(z)) (window mean)"] < 0.01
+    assert {s.key for s in found.suggestions} >= {"optim.lr_d", "loss.label_smoothing", "data.diffaugment"}
+    feed(doctor, [train_line(s) for s in range(31, 40)])
+    assert kinds(doctor) == [findings.D_OVERPOWERING]  # gone for less than a window: still open
+    feed(doctor, [train_line(40), train_line(41, 0.999, 0.001, 7.0, 0.002)])
+    (closed,) = doctor.findings  # closed after a whole window without it; one bad interval does not reopen it
+    assert not closed.active and closed.resolved_step == 40 and closed.first_step == 21
+
+
+def test_d_overpowering_follows_the_loss_it_reads() -> None:
+    smoothing = tiny_config()
+    smoothing.loss.label_smoothing = 0.2  # D(x) cannot pass 0.8
+    doctor = Doctor(smoothing)
+    feed(doctor, [train_line(s, 0.79, 0.01, loss_g=4.0, loss_d=0.5) for s in range(1, 11)])
+    assert kinds(doctor) == [findings.D_OVERPOWERING]
+    assert "loss.label_smoothing" not in {s.key for s in doctor.findings[0].suggestions}
+    hinge = tiny_config()
+    hinge.loss.kind = "hinge"
+    doctor = Doctor(hinge)
+    feed(doctor, [train_line(s, 3.0, -3.0, loss_g=3.0 + s / 10, loss_d=0.0) for s in range(1, 11)])
+    assert kinds(doctor) == [findings.D_OVERPOWERING]
+    wgan = tiny_config()
+    wgan.loss.kind = "wgan-gp"
+    doctor = Doctor(wgan)
+    feed(doctor, [train_line(s, 30.0, -30.0, loss_g=30.0, loss_d=-60.0) for s in range(1, 21)])
+    assert kinds(doctor) == []
+    autoencoder = Doctor(tiny_config(), records.AUTOENCODER)
+    feed(autoencoder, [train_line(s, 0.999, 0.001, loss_g=7.0, loss_d=0.002) for s in range(1, 21)])
+    assert kinds(autoencoder) == []
+
+
+def test_oscillation_is_a_wide_swing_back_and_forth_not_noise() -> None:
+    rng = np.random.default_rng(0)
+    doctor = Doctor(tiny_config())
+    feed(doctor, [train_line(s, 0.7 + rng.normal(0, 0.03), 0.3 + rng.normal(0, 0.03)) for s in range(1, 41)])
+    assert kinds(doctor) == []
+    feed(doctor, [train_line(s, 0.95 if s % 2 else 0.3, 0.05 if s % 2 else 0.6) for s in range(41, 51)])
+    (found,) = doctor.findings
+    assert found.kind == findings.OSCILLATION and found.evidence["changes of direction"] >= 3
+    assert {s.key for s in found.suggestions} == {"optim.lr_d", "optim.lr_g"}
+
+
+def test_a_loss_growing_without_bound_is_critical_and_a_bce_loss_is_left_to_the_d_detector() -> None:
+    hinge = tiny_config()
+    hinge.loss.kind = "hinge"
+    doctor = Doctor(hinge)
+    steady = [train_line(s, 1.0, -1.0, loss_g=1.0 + 0.1 * (s % 3), loss_d=1.0) for s in range(1, 31)]
+    growing = [train_line(s, 1.0, -1.0, loss_g=2.0 ** (s - 30), loss_d=1.0) for s in range(31, 41)]
+    feed(doctor, steady)
+    assert kinds(doctor) == []
+    feed(doctor, growing)
+    (found,) = doctor.findings
+    assert found.kind == findings.DIVERGING and found.severity == "critical"
+    assert "train.on_divergence" in {s.key for s in found.suggestions}
+    bce = Doctor(tiny_config())
+    feed(bce, [dict(line, d_real=0.7, d_fake=0.3) for line in steady + growing])
+    assert findings.DIVERGING not in kinds(bce)
+
+
+def test_a_metric_rising_from_its_best_and_one_that_stopped_improving() -> None:
+    falling = [eval_line(10 * i, 100.0 / i) for i in range(1, 12)]
+    doctor = Doctor(tiny_config())
+    feed(doctor, falling)
+    assert kinds(doctor) == []
+    feed(doctor, [eval_line(110 + 10 * i, 20.0 + 5 * i) for i in range(1, 5)])
+    (found,) = doctor.findings
+    assert found.kind == findings.METRIC_RISING and found.evidence["metric"] == "swd_256"
+    assert found.title == "SWD-256 is getting worse"
+
+    plateau = Doctor(tiny_config())
+    noisy = [10.0, 10.4, 9.8, 10.1, 10.3, 9.9, 10.2, 10.0, 10.1, 9.95]
+    feed(plateau, falling[:5] + [eval_line(50 + 10 * i, v) for i, v in enumerate(noisy, 1)])
+    assert kinds(plateau) == []  # the best is not yet older than half of the images seen
+    feed(plateau, [eval_line(160 + 10 * i, v) for i, v in enumerate(noisy, 1)])
+    (flat,) = plateau.findings
+    assert flat.kind == findings.METRIC_PLATEAU and flat.severity == "info"
+
+
+def test_mode_collapse_is_twins_in_a_varied_grid_or_a_fall_from_the_peak() -> None:
+    early = [probe_line(20 * i, diversity=0.02 * i, distinct=0.02 * i) for i in range(1, 6)]  # blurry start
+    doctor = Doctor(tiny_config())
+    feed(doctor, early)
+    assert kinds(doctor) == []
+    feed(doctor, [probe_line(100 + 20 * i, diversity=0.4, distinct=0.02) for i in range(1, 4)])
+    assert kinds(doctor) == [findings.MODE_COLLAPSE]
+
+    fall = Doctor(tiny_config())
+    feed(fall, [probe_line(20 * i, diversity=0.1 * i, distinct=0.1 * i) for i in range(1, 8)])
+    feed(fall, [probe_line(140 + 20 * i, diversity=0.25, distinct=0.3) for i in range(1, 3)])
+    assert kinds(fall) == []
+    feed(fall, [probe_line(200, diversity=0.25, distinct=0.3)])
+    (found,) = fall.findings
+    assert found.kind == findings.MODE_COLLAPSE
+    assert found.evidence["highest grid diversity so far"] == pytest.approx(0.7)
+
+
+def test_memorisation_and_a_leak_need_several_grids_and_a_leak_needs_translation_or_cutout() -> None:
+    doctor = Doctor(tiny_config())
+    feed(doctor, [probe_line(20 * i, diversity=0.6, nearest=0.3, patched=0.6) for i in range(1, 3)])
+    assert kinds(doctor) == []
+    feed(doctor, [probe_line(60, diversity=0.6, nearest=0.3, patched=0.6)])
+    assert kinds(doctor) == [findings.MEMORISATION]  # no DiffAugment: grey patches are no leak
+    blurry = Doctor(tiny_config())
+    feed(blurry, [probe_line(20 * i, diversity=0.05, nearest=0.3) for i in range(1, 5)])
+    assert kinds(blurry) == []  # a blurry grid lies close to every image
+    augmented = tiny_config()
+    augmented.data.diffaugment, augmented.data.augment_p = "color,cutout", 0.9
+    leak = Doctor(augmented)
+    feed(leak, [probe_line(20 * i, diversity=0.6, nearest=0.9, patched=0.5) for i in range(1, 4)])
+    (found,) = leak.findings
+    assert found.kind == findings.AUGMENTATION_LEAK
+    assert {(s.key, s.value) for s in found.suggestions} == {("data.augment_p", 0.5), ("data.diffaugment", "color")}
+
+
+def test_every_safe_suggestion_is_a_valid_change_and_model_changes_are_not_safe() -> None:
+    config = tiny_config()
+    config.model.options["latent_dim"] = 1
+    doctor = Doctor(config)
+    feed(doctor, [train_line(s, 0.999, 0.001, 8.0, 0.001) for s in range(1, 11)]
+         + [probe_line(20 * i, diversity=0.5, distinct=0.01, nearest=0.2) for i in range(1, 4)]
+         + [eval_line(10 * i, 100.0 / i) for i in range(1, 9)] + [eval_line(90 + i, 60.0) for i in range(4)])
+    found = doctor.findings
+    assert {f.kind for f in found} == {findings.D_OVERPOWERING, findings.MODE_COLLAPSE, findings.MEMORISATION,
+                                       findings.METRIC_RISING}
+    unsafe = {s.key for f in found for s in f.suggestions if not s.safe}
+    assert unsafe == {"model.options.latent_dim", "data.spec"}
+    for suggestion in (s for f in found for s in f.suggestions if s.safe):
+        changed = Config.from_dict(config.to_dict())
+        update_from_dotted(changed, suggestion.key, suggestion.value)
+        changed.validate()
+
+
+# ----------------------------------------------------------------- findings file, replay, CLI
+
+def test_findings_round_trip_and_a_damaged_file_reads_as_none(tmp_path: Path) -> None:
+    finding = Finding(findings.MEMORISATION, "warning", "t", "e", 10, 30, {"x": 0.25, "metric": "swd_256"},
+                      (Suggestion("data.diffaugment", "color", "why"), Suggestion("data.spec", None, "w", False)), 40)
+    assert Finding.from_dict(json.loads(json.dumps(finding.to_dict()))) == finding
+    assert finding.safe and not finding.active
+    run = Run(tmp_path)
+    assert run.findings() == []
+    run.findings_path.write_text(json.dumps(findings.findings_to_json([finding], 40)))
+    assert run.findings() == [finding]
+    run.findings_path.write_text('{"findings": [{"no": "kind"}, 3]')
+    assert run.findings() == []
+
+
+def test_observing_announces_a_finding_once_and_replaying_stays_quiet(tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    lines = [train_line(s, 0.999, 0.001, 8.0, 0.001) for s in range(1, 16)]
+    with caplog.at_level(logging.WARNING, logger="engine.doctor.doctor"):
+        doctor = Doctor(tiny_config(), path=tmp_path / "findings.json")
+        feed(doctor, lines)
+        assert [r.message.split(" (since")[0] for r in caplog.records] == [
+            "The discriminator is overpowering the generator"]
+        caplog.clear()
+        again = Doctor(tiny_config(), path=tmp_path / "again.json")
+        assert [f.to_dict() for f in again.replay(lines)] == [f.to_dict() for f in doctor.findings]
+        assert caplog.records == []
+    assert json.loads((tmp_path / "findings.json").read_text()) == json.loads((tmp_path / "again.json").read_text())
+    nan = dict(train_line(16, 0.999, 0.001, 8.0, 0.001), loss_g=float("nan"))
+    doctor.observe(nan)  # a non-finite value (the trainer's guard stops the run) is not written as evidence
+    assert json.loads((tmp_path / "findings.json").read_text())["step"] == 16
+
+
+# ----------------------------------------------------------------- the probe on images with known answers
+
+def test_the_probe_sees_copies_mirror_copies_twins_and_novel_images() -> None:
+    train, novel = FACES[:16], FACES[16:80]
+    probe = Probe(train, nearest_max_images=100, flip=True)
+    noise = np.random.default_rng(0).normal(0, 12, (64, 32, 32, 3))
+    copies = np.clip(train[np.arange(64) % 16].astype(np.float64) + noise, 0, 255).astype(np.uint8)
+    assert probe(copies)[records.NEAREST] < 0.3
+    assert probe(np.ascontiguousarray(copies[:, :, ::-1]))[records.NEAREST] < 0.3  # trained with flips
+    assert probe(novel)[records.NEAREST] > 0.7
+    assert Probe(train, nearest_max_images=15)(novel).keys() == {records.DIVERSITY, records.PATCHED}
+
+    big = Probe(FACES, nearest_max_images=0)
+    varied = big(FACES[:24])
+    assert 0.8 < varied[records.DIVERSITY] < 1.2 and varied[records.DISTINCT] > 0.6
+    twins = big(np.repeat(FACES[:6], 4, axis=0))
+    assert twins[records.DISTINCT] < 0.01 and twins[records.DIVERSITY] > 0.6
+
+
+def test_the_probe_sees_diffaugments_fill_but_not_a_grey_untrained_grid() -> None:
+    images = torch.from_numpy(FACES[:64]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    for transform in (cutout, translation):
+        shown = transform(images, BatchRandom(torch.device("cpu"), 0))
+        painted = ((shown.permute(0, 2, 3, 1) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
+        assert patched(painted).mean() > 0.4, transform.__name__
+    assert patched(FACES).mean() < 0.2
+    grey = np.full((8, 32, 32, 3), 128, np.uint8)
+    assert not patched(grey).any()
+
+
+# ----------------------------------------------------------------- small CPU runs that fail on purpose
+
+def _trained(tmp_path: Path, config: Config) -> Run:
+    config.metrics.live_samples = 0
+    config.train.checkpoint_every, config.train.memory_format = 10_000, "contiguous"  # the same numbers everywhere
+    Trainer(config, tmp_path / "run").train()
+    return Run(tmp_path / "run")
+
+
+def test_lr_d_times_20_overpowers_g_and_the_cli_warns_once_and_diagnoses_it_after_the_fact(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tiny_config(max_steps=80, grid_every=40, checkpoint_every=10_000, memory_format="contiguous")
+    config.optim.lr_d *= 20
+    config.metrics.live_samples = 0
+    (tmp_path / "config.json").write_text(config.to_json())
+    done = subprocess.run([sys.executable, "-m", "engine", "train", "--config", str(tmp_path / "config.json"),
+                           "--run-dir", str(tmp_path / "run"), "--no-progress"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    warned = [line for line in done.stderr.splitlines() if line.startswith("WARNING: ")]
+    assert len(warned) == 1 and warned[0].startswith("WARNING: The discriminator is overpowering the generator")
+    assert "optim.lr_d=0.001" in warned[0]
+    run = Run(tmp_path / "run")
+    assert [f.kind for f in run.findings() if f.active] == [findings.D_OVERPOWERING]
+    assert [f.to_dict() for f in diagnose(run)] == [f.to_dict() for f in run.findings()]
+    assert cli.main(["doctor", "--run", str(run.path)]) == 0
+    out = capsys.readouterr().out
+    assert "[warning] The discriminator is overpowering the generator" in out and "--set optim.lr_d=0.001" in out
+
+
+def test_a_width_1_latent_collapses_onto_few_images(tmp_path: Path) -> None:
+    config = tiny_config(max_steps=260, grid_every=20)
+    config.model.options["latent_dim"] = 1
+    run = _trained(tmp_path, config)
+    assert findings.MODE_COLLAPSE in [f.kind for f in run.findings() if f.active]
+    probes = records.probe_records(run.metrics())
+    assert len(probes) == 14 and probes[-1].values[records.DISTINCT] < 0.1
+
+
+def test_16_training_images_trained_long_are_memorised(tmp_path: Path) -> None:
+    config = tiny_config(max_steps=1000, dataset="builtin:faces:16", grid_every=50, log_every=25)
+    config.model.name, config.model.options = "basic", {"hidden": 256, "d_dropout": 0.0}
+    config.optim.lr_g = config.optim.lr_d = 1e-3
+    run = _trained(tmp_path, config)
+    (found,) = [f for f in run.findings() if f.kind == findings.MEMORISATION]
+    assert found.active and found.evidence["distance to the nearest training image (× their spacing)"] < 0.5
+    assert found.evidence["its highest so far"] > 0.8  # far from every training image at first
+    assert {s.key for s in found.suggestions} == {"data.diffaugment", "data.spec"}
+
+
+def test_a_healthy_run_gets_no_finding_and_a_run_without_the_doctor_no_probe(tmp_path: Path) -> None:
+    run = _trained(tmp_path / "healthy", tiny_config(max_steps=200, grid_every=20))
+    assert run.findings_path.is_file() and run.findings() == []
+    assert len(records.probe_records(run.metrics())) == 11
+    off = tiny_config(max_steps=2)
+    off.doctor.enabled = False
+    quiet = _trained(tmp_path / "off", off)
+    assert not quiet.findings_path.exists() and records.probe_records(quiet.metrics()) == []
