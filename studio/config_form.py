@@ -17,7 +17,7 @@ import engine
 from engine import metrics
 from engine.base import records
 from engine.config import RAMP_SHAPES, SCHEDULED
-from studio.monitor import plural
+from studio import monitor
 
 LONGER_UNITS = ("minutes", "steps")
 SIZE_LABELS = {"auto": "Auto", "cpu": "CPU", "small-gpu": "Small GPU", "large-gpu": "Large GPU",
@@ -195,7 +195,7 @@ def batch_problem(batch_size: int, dataset_size: int | None) -> tuple[str | None
         return (f"The batch size must be at least 1 image per step (it is {batch_size:,}): enter a positive "
                 "number."), None
     if dataset_size is not None and batch_size > dataset_size:
-        return None, (f"The batch size ({batch_size:,}) is larger than the dataset ({plural(dataset_size, 'image')}): "
+        return None, (f"The batch size ({batch_size:,}) is larger than the dataset ({monitor.plural(dataset_size, 'image')}): "
                       "every step shows some images twice. A batch of at most the dataset's size is usual.")
     return None, None
 

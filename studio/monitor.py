@@ -13,7 +13,7 @@ import streamlit as st
 import engine
 from engine.base import records
 from engine.base.records import EventRecord, TrainRecord
-from studio import cache, charts, run_table
+from studio import cache, charts, doctor_panel, run_table
 from studio.errors import explain, guarded
 from studio.imaging import animation, image_grid, read_image
 from studio.settings import LIVE_REFRESH_SECONDS
@@ -118,6 +118,19 @@ def _panel(run: engine.Run, was_live: bool) -> None:
     with quality:
         axis, smoothing = _chart_controls()
         _quality_curve(run, lines, live, axis, smoothing)
+    found = run.findings()
+    curves, doctor = st.columns([2.4, 1], gap="medium") if found else (st.container(), None)
+    with curves:
+        _loss_curves(run, lines, train, live, axis, smoothing)
+    if doctor is not None:
+        with doctor:
+            doctor_panel.findings_panel(run, found)
+    _log(run, expanded=status["state"] == "failed")
+
+
+def _loss_curves(run: engine.Run, lines: list[dict[str, Any]], train: list[TrainRecord], live: bool, axis: str,
+                 smoothing: float) -> None:
+    """The losses and D's outputs, and beside them the values the run's schedules ramp."""
     if train:
         losses = charts.loss_figure(lines, run.name, axis, smoothing, run_table.model_kind(run))
         keys = scheduled_keys(run)
@@ -129,7 +142,6 @@ def _panel(run: engine.Run, was_live: bool) -> None:
             st.plotly_chart(losses, key="monitor-losses")
     elif live:
         st.info("The loss curves appear after the first few steps.")
-    _log(run, expanded=status["state"] == "failed")
 
 
 def scheduled_keys(run: engine.Run) -> list[str]:
