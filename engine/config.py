@@ -147,7 +147,7 @@ class DoctorConfig:
     enabled: bool = True
     window: int = 10
     probes: int = 3
-    nearest_max_images: int = 10_000
+    nearest_max_images: int = 5_000
 
 
 @dataclass

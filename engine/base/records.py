@@ -76,7 +76,8 @@ _LABELS = {LOSS_G: "G loss", LOSS_D: "D loss", D_REAL: "D(x)", D_FAKE: "D(G(z))"
            IMG_PER_SEC: "img/s", LR_G: "Learning rate G", LR_D: "Learning rate D", BETA2: "Adam β2",
            GAMMA: "Penalty weight γ", GP_WEIGHT: "Gradient penalty λ", EMA_HALFLIFE: "EMA half-life (images)",
            AUGMENT_P: "DiffAugment probability", DIVERSITY: "Grid diversity (× training images')",
-           DISTINCT: "Nearest other grid image (× training images')", NEAREST: "Nearest training image (× their spacing)", PATCHED: "Grey patches (share above training)"}
+           DISTINCT: "Nearest other grid image (× training images')",
+           NEAREST: "Nearest training image (× their spacing)", PATCHED: "Grey patches (share above training)"}
 _AUTOENCODER_LABELS = {LOSS_G: "Autoencoder loss", LOSS_D: "Latent D loss", D_REAL: "D(prior z)", D_FAKE: "D(E(x))"}
 
 
