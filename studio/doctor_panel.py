@@ -64,10 +64,9 @@ def apply_and_resume(run: engine.Run, suggestion: Suggestion) -> None:
 def _suggestion(run: engine.Run, finding: Finding, index: int, suggestion: Suggestion) -> None:
     change = (f"`{suggestion.key}` → `{value_text(suggestion.value)}`" if suggestion.value is not None
               else f"`{suggestion.key}`")
-    text, button = st.columns([3, 1.2], vertical_alignment="center")
-    text.markdown(f"{change}: {suggestion.why}" + ("" if suggestion.safe else " *(needs a new run)*"))
+    st.markdown(f"{change}: {suggestion.why}" + ("" if suggestion.safe else " *(needs a new run)*"))
     if suggestion.safe and suggestion.value is not None and run.latest_checkpoint() is not None:
-        if button.button("Apply and resume", key=f"doctor-apply:{run.name}:{finding.kind}:{index}",
+        if st.button("Apply and resume", key=f"doctor-apply:{run.name}:{finding.kind}:{index}",
                          icon=":material/healing:",
                          help=f"Set {suggestion.key} = {value_text(suggestion.value)} and continue from the last "
                               "checkpoint (a training run stops at the end of its step first; a finished one "

@@ -119,7 +119,7 @@ def _panel(run: engine.Run, was_live: bool) -> None:
         axis, smoothing = _chart_controls()
         _quality_curve(run, lines, live, axis, smoothing)
     found = run.findings()
-    curves, doctor = st.columns([2.4, 1], gap="medium") if found else (st.container(), None)
+    curves, doctor = st.columns([2, 1.1], gap="medium") if found else (st.container(), None)
     with curves:
         _loss_curves(run, lines, train, live, axis, smoothing)
     if doctor is not None:

@@ -15,9 +15,9 @@ D_MARGIN = 0.03  # D wins: D(x) ≥ 1 − margin − label smoothing and D(G(z))
 ZERO_LOSS = 0.05  # D wins: its loss at most this (hinge, least squares: 0 at the minimum)
 HOLDING_SHARE = 0.8  # of the window's training lines that must show it (the window mean must too)
 G_LOSS_HIGH = 3.0  # a BCE G loss this high means D(G(z)) ≈ 5 %: G gets little gradient
-SWING = 0.5  # oscillation: the range of D(x) − D(G(z)) over the window (probability losses)
-RELATIVE_SWING = 1.0  # oscillation: the range of D's loss over the window, in units of its typical size
-MIN_REVERSALS = 3  # oscillation: changes of direction within the window
+SWING = 0.25  # oscillation: mean change of D(x) − D(G(z)) from one log interval to the next (probability losses)
+RELATIVE_SWING = 0.5  # oscillation: mean change of D's loss between log intervals, in units of its typical size
+MIN_REVERSALS = 4  # oscillation: changes of direction within the window (a trend with noise has few)
 GROWTH = 10.0  # diverging: the window's mean |loss| over its earlier median, plus GROWTH_FLOOR
 GROWTH_FLOOR = 1.0
 LOOKBACK = 8  # windows before the last one that give a loss's typical size
@@ -64,7 +64,9 @@ def d_overpowering(history: History, ctx: Context) -> Finding | None:
 
 
 def oscillation(history: History, ctx: Context) -> Finding | None:
-    """D and G take turns winning: D's outputs (or loss) swing widely back and forth within the window."""
+    """D and G take turns winning: D's outputs (or loss) swing widely back and forth within the window. The
+    swing is the mean change from one log interval to the next, so a steep but steady trend (D learning
+    at the start) is none."""
     w = ctx.window
     if ctx.model_kind != records.ADVERSARIAL or len(history.train) < w:
         return None
@@ -76,16 +78,16 @@ def oscillation(history: History, ctx: Context) -> Finding | None:
         series = [r.values.get(records.LOSS_D, 0.0) for r in window]
         typical = statistics.median(abs(v) for v in history.series(records.LOSS_D, (LOOKBACK + 1) * w))
         name, threshold = "D loss", RELATIVE_SWING * max(typical, 1e-3)
-    swing, turns = max(series) - min(series), reversals(series)
+    swing, turns = mean([abs(b - a) for a, b in zip(series, series[1:])]), reversals(series)
     if swing < threshold or turns < MIN_REVERSALS:
         return None
     config = ctx.config
     return Finding(findings.OSCILLATION, findings.WARNING, "The losses are oscillating",
-                   f"Over the last {w} log intervals {name} swung by {swing:.2f} and changed direction {turns} "
-                   "times: D and G keep overshooting each other instead of improving together. Smaller learning "
-                   "rates usually calm it.",
+                   f"Over the last {w} log intervals {name} moved by {swing:.2f} on average from one interval to "
+                   f"the next and changed direction {turns} times: D and G keep overshooting each other instead of "
+                   "improving together. Smaller learning rates usually calm it.",
                    window[0].step, window[-1].step,
-                   {f"{name}: range over the window": swing, "changes of direction": float(turns)},
+                   {f"{name}: mean change between log intervals": swing, "changes of direction": float(turns)},
                    (suggest.slower_d(config, 0.5), suggest.slower_g(config)))
 
 
