@@ -27,12 +27,7 @@ def _moment_distance(fake: np.ndarray, real: np.ndarray) -> float:
     return float(np.abs(f.mean(0) - r.mean(0)).mean() + np.abs(f.std(0) - r.std(0)).mean())
 
 
-NOT_YET_LEARNING = {"r3gan": "issue 16: R3GAN's small options do not move samples toward the data in 160 steps "
-                             "(histogram 0.327 -> 0.357) and take minutes; its small size is still being tuned"}
-
-
-@pytest.mark.parametrize("name", [pytest.param(m, marks=pytest.mark.skip(reason=NOT_YET_LEARNING[m]))
-                                  if m in NOT_YET_LEARNING else m for m in sorted(m.name for m in list_models())])
+@pytest.mark.parametrize("name", sorted(m.name for m in list_models()))
 def test_short_training_moves_samples_toward_the_data(name, tmp_path):
     """Each model at its declared small options (ModelSettings.small, small_optim): 160 steps in seconds."""
     settings = get_model(name).settings

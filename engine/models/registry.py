@@ -74,6 +74,7 @@ class Recipe:
     cpu_resolution: int
     cpu_options: dict[str, Any] = field(default_factory=dict)
     cpu_grid_every: int = 50
+    cpu_settings: dict[str, Any] = field(default_factory=dict)  # other config values by dotted key
 
 
 @dataclass(frozen=True)
