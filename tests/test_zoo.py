@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from engine import load_generator
-from engine.config import ConfigError, OptimConfig
+from engine.config import ConfigError, LossConfig, OptimConfig
 from engine.models.losses import WassersteinGPLoss, interpolates
 from engine.models import Recipe, build_model, get_model, list_models
 from engine.presets import PRESETS, RECOMMENDED, SIZES, recipe, suggested_config
@@ -33,6 +33,7 @@ def test_every_model_declares_its_test_and_benchmark_settings(name):
     for options in (settings.tiny, settings.small):
         build_model(name, options, 32 if 32 in info.resolutions else info.resolutions[0], num_classes=5)
     assert set(settings.small_optim) <= {f.name for f in dataclasses.fields(OptimConfig)}
+    assert set(settings.small_loss) <= {f.name for f in dataclasses.fields(LossConfig)}
     assert set(settings.schedule_options) <= set(info.options)
     assert settings.recipe_name in PRESETS and PRESETS[settings.recipe_name].model.name == name
     if isinstance(settings.recipe, Recipe):

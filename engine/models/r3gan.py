@@ -197,7 +197,7 @@ R3GAN_128 = _recipe("r3gan-128", 128, 17.0, 256, 500_000, 0.025, 64, 2.0)
                                              "blocks_per_stage": 1, "expansion": 1, "group_size": 4},
                                        small={"latent_dim": 32, "channel_base": 512, "channel_max": 16,
                                               "blocks_per_stage": 1, "group_size": 8},
-                                       small_optim={"beta1": 0.0, "beta2": 0.99},
+                                       small_optim={"beta1": 0.0, "beta2": 0.99}, small_loss={"penalty_every": 4},
                                        recipe=R3GAN_64, extra_recipes=(R3GAN_32, R3GAN_128)))
 def build_r3gan(opts: R3GANOptions, resolution: int, num_classes: int) -> GanPair:
     return GanPair(R3GANGenerator(opts, resolution), R3GANDiscriminator(opts, resolution), opts.latent_dim)
