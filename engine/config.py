@@ -70,6 +70,7 @@ class LossConfig:
     label_smoothing: float = 0.0  # one-sided: real targets become 1 - label_smoothing
     gp_weight: float = 10.0  # λ of the gradient penalty (wgan-gp only)
     gamma: float = 0.05  # γ of the zero-centred R1 (real) + R2 (fake) penalties, γ/2·E‖∇D‖² (rpgan only)
+    penalty_every: int = 1  # lazy R1 + R2: on every k-th D update only, weighted k (Karras et al. 2020; rpgan)
 
 
 @dataclass
@@ -317,6 +318,16 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     return value
 
 
+def dotted_value(config: Config, key: str) -> Any:
+    """The value at a dotted key such as 'loss.penalty_every' (ConfigError when there is none)."""
+    target: Any = config
+    for part in key.split("."):
+        if not dataclasses.is_dataclass(target) or part not in {f.name for f in dataclasses.fields(target)}:
+            raise ConfigError(f"unknown config key {key!r}")
+        target = getattr(target, part)
+    return target
+
+
 def update_from_dotted(config: Config, key: str, value: Any) -> None:
     """Set e.g. 'optim.lr_g' or 'schedule.lr_g.shape' on a Config in place, with the same type checks as
     loading (a nested section takes an object: 'schedule.lr_g' = {"shape": "cosine", "final": 0})."""
@@ -407,6 +418,7 @@ RULES: dict[str, Rule] = {
     "loss.label_smoothing": _floats(0, MAX_LABEL_SMOOTHING, high_open=True),
     "loss.gp_weight": _floats(0),
     "loss.gamma": _floats(0),
+    "loss.penalty_every": _ints(1, MAX_N_CRITIC),
     "optim.lr_g": _floats(0, 1, low_open=True),
     "optim.lr_d": _floats(0, 1, low_open=True),
     "optim.beta1": _floats(0, 1, high_open=True),

@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-from engine.config import Config, DataConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig
+from engine.config import (Config, DataConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig, dotted_value,
+                           update_from_dotted)
 from engine.device import DeviceError
 from engine.models import declared_recipes, resolve_options
 
@@ -31,7 +32,8 @@ _LABELS = {"cpu": "CPU", "small-gpu": "Small-GPU", "large-gpu": "Large-GPU"}
 @dataclass(frozen=True)
 class Size:
     """How a recipe is sized for one device class: batch, resolution, model options overriding the
-    recipe's (widths etc.) and, where set, the log/grid/checkpoint cadence in steps."""
+    recipe's (widths etc.), other config values by dotted key (``settings``, e.g. the lazy penalty's
+    ``loss.penalty_every``) and, where set, the log/grid/checkpoint cadence in steps."""
 
     batch_size: int
     resolution: int
@@ -39,16 +41,21 @@ class Size:
     log_every: int | None = None
     grid_every: int | None = None
     checkpoint_every: int | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
         """E.g. 'ngf 8, ndf 8, batch 16, 64 px'."""
-        return ", ".join([*_describe_options(self.options), f"batch {self.batch_size}", f"{self.resolution} px"])
+        settings = {key.rsplit(".", 1)[-1]: value for key, value in self.settings.items()}
+        return ", ".join([*_describe_options(self.options), *_describe_options(settings), f"batch {self.batch_size}",
+                          f"{self.resolution} px"])
 
     def apply(self, config: Config) -> Config:
         """A copy of ``config`` at this size."""
         sized = copy.deepcopy(config)
         sized.data.resolution, sized.train.batch_size = self.resolution, self.batch_size
         sized.model.options.update(self.options)
+        for key, value in self.settings.items():
+            update_from_dotted(sized, key, value)
         for key in ("log_every", "grid_every", "checkpoint_every"):
             if getattr(self, key) is not None:
                 setattr(sized.train, key, getattr(self, key))
@@ -142,11 +149,12 @@ PRESETS: dict[str, Config] = {
 }
 
 
-def _cpu(batch: int, resolution: int, options: dict[str, Any], grid_every: int) -> Size:
+def _cpu(batch: int, resolution: int, options: dict[str, Any], grid_every: int,
+         settings: dict[str, Any] | None = None) -> Size:
     """A CPU size: narrow networks at ≤ 64 px, and a cadence that shows a grid every ~10-20 s (a
     log every fifth of that, a checkpoint every fifth grid)."""
     return Size(batch, resolution, options, log_every=max(1, grid_every // 5), grid_every=grid_every,
-                checkpoint_every=grid_every * 5)
+                checkpoint_every=grid_every * 5, settings=dict(settings or {}))
 
 
 # Widths that train at 40-200 img/s on a 2-core CPU (n_critic = 5 recipes and the progressive GAN
@@ -173,7 +181,7 @@ for _declared in declared_recipes():
         raise ValueError(f"recipe {_declared.name} is declared twice")
     PRESETS[_declared.name] = _declared.config
     _CPU_SIZES[_declared.name] = _cpu(_declared.cpu_batch_size, _declared.cpu_resolution, _declared.cpu_options,
-                                      _declared.cpu_grid_every)
+                                      _declared.cpu_grid_every, _declared.cpu_settings)
 
 
 def _gpu_sizes(name: str) -> dict[str, Size]:
@@ -263,16 +271,18 @@ def recipe(name: str, device: torch.device, size: str = "auto") -> tuple[Config,
     return sized, f"{label} size applied: {size_used.describe()} (the recipe's own: {own})."
 
 
-def _shape(config: Config) -> tuple[dict[str, Any], int, int]:
-    """What a size changes of a recipe, besides its cadence: model options, batch and resolution."""
+def _shape(config: Config) -> tuple[dict[str, Any], int, int, int]:
+    """What a size changes of a recipe, besides its cadence: model options, batch and resolution, and the other
+    values CPU sizes set (the lazy penalty)."""
     return (resolve_options(config.model.name, config.model.options), config.train.batch_size,
-            config.data.resolution)
+            config.data.resolution, config.loss.penalty_every)
 
 
 def _own_description(config: Config, cpu: Size) -> str:
     """The recipe's own values of the settings its CPU size changes, e.g. 'ngf 64, ndf 64, batch 16, 64 px'."""
     options = resolve_options(config.model.name, config.model.options)
-    own = Size(config.train.batch_size, config.data.resolution, {key: options[key] for key in cpu.options})
+    own = Size(config.train.batch_size, config.data.resolution, {key: options[key] for key in cpu.options},
+               settings={key: dotted_value(config, key) for key in cpu.settings})
     return own.describe()
 
 

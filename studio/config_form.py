@@ -67,6 +67,10 @@ ADVANCED = (
     Field("loss.kind", "Loss", loss_help(), options=tuple(loss.name for loss in engine.list_losses())),
     Field("loss.label_smoothing", "Label smoothing", "One-sided: real targets become 1 − this.",
           step=0.05, fmt="%.2f"),
+    Field("loss.gamma", "R1 + R2 weight γ", "Zero-centred gradient penalties on real and fake images "
+          "(R3GAN's rpgan loss only).", step=0.01, fmt="%.3f"),
+    Field("loss.penalty_every", "Penalty every (D updates)", "Lazy R1 + R2: computed on every k-th D update only, "
+          "weighted k; 4 is about twice as fast on a CPU (rpgan loss only).", min_value=1),
     Field("optim.lr_g", "Learning rate G", step=1e-5, fmt="%.1e"),
     Field("optim.lr_d", "Learning rate D", step=1e-5, fmt="%.1e"),
     Field("optim.beta1", "Adam β1", step=0.05, fmt="%.2f"),

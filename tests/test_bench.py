@@ -1,6 +1,9 @@
 """The benchmark scripts stay runnable: a tiny throughput measurement, its FLOP count and every zoo recipe."""
 
 import json
+from pathlib import Path
+
+import pytest
 
 from bench.flops import training_flops_per_image
 from bench.train_speed import measure, row
@@ -9,6 +12,8 @@ from engine.models import list_models
 from engine.presets import PRESETS, SIZES
 from engine.train import Trainer
 from tests.conftest import tiny_config
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_every_model_has_a_recipe_trained_at_its_cpu_size():
@@ -104,3 +109,23 @@ def test_quality_table_marks_the_best_fid_and_the_recommendation_follows_it(tmp_
     monkeypatch.setattr(presets, "QUALITY_TABLE", table)
     quality.write_recommendation("cpu", {"photos": {"recipe": "fastgan-64", "fid": 99.0}}, {"seconds": 120})
     assert presets._measured_best() == {"cpu": {"photos": "fastgan-64"}}
+
+
+def test_the_shipped_recommendation_is_the_best_fid_of_the_published_quality_table():
+    """engine/quality.json, docs/benchmarks.md's table and RECOMMENDED tell the same story: per kind of images,
+    the recipe in bold (lowest FID) is the one recorded and the one the studio and the CLI recommend."""
+    import re
+
+    from engine.presets import QUALITY_TABLE, RECOMMENDED, images_kind
+
+    recorded = json.loads(QUALITY_TABLE.read_text())
+    section = (ROOT / "docs" / "benchmarks.md").read_text().split("<!-- quality:cpu:start -->")[1]
+    rows = re.findall(r"^\| (\S+) \| `([\w.-]+)` \(\w[\w-]*\) \|.*?\| (\*\*)?([\d.]+)(?:\*\*)? \| [\d.]+ \| [\d.]+ \|",
+                      section.split("<!-- quality:cpu:end -->")[0], re.M)
+    best = {images_kind(dataset): (recipe, float(fid)) for dataset, recipe, bold, fid in rows if bold}
+    assert {dataset for dataset, _, _, _ in rows} == {"builtin:faces", "cats"}
+    assert set(best) == {"builtin", "photos"} == set(recorded["cpu"])
+    for kind, (recipe, fid) in best.items():
+        assert recorded["cpu"][kind]["recipe"] == recipe == RECOMMENDED["cpu"][kind]
+        assert recorded["cpu"][kind]["fid"] == pytest.approx(fid, abs=0.051)
+        assert all(float(f) >= fid for d, _, _, f in rows if images_kind(d) == kind)

@@ -14,9 +14,10 @@ from torch import nn
 from engine.config import ConfigError, LossConfig
 from engine.models import build_loss, build_model, check_model_config, get_model, register_model
 from engine.models.losses import RelativisticPairingLoss
-from engine.models.r3gan import Blur, Downsample, ResidualBlock, Upsample, cardinality
+from engine.models.r3gan import Downsample, ResidualBlock, Upsample, cardinality
 from engine.models.registry import ModelSettings, Recipe
 from engine.presets import PRESETS
+from engine.train import Trainer
 from engine.train.steps import AdversarialStep, AutoencoderStep, Batch, StepParts
 from tests.conftest import tiny_config
 
@@ -56,8 +57,14 @@ def test_resampling_keeps_a_constant_image_constant_and_interpolates_bilinearly(
     assert up.shape == (2, 5, 16, 16) and down.shape == (2, 5, 4, 4)
     assert torch.allclose(up, torch.full_like(up, 0.7)) and torch.allclose(down, torch.full_like(down, 0.7))
     assert not list(Upsample().parameters()) and not list(Downsample().parameters())
-    assert torch.equal(Blur().kernel.view(3, 3), torch.tensor([[1.0, 2, 1], [2, 4, 2], [1, 2, 1]]) / 16)
     x = torch.randn(2, 3, 8, 8)
+    taps3 = torch.tensor([1.0, 2, 1])
+    blur = (taps3[:, None] * taps3[None, :] / 16).expand(3, 1, 3, 3)  # the paper's filter, edge-padded
+    reference = F.avg_pool2d(F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), blur, groups=3), 2)
+    assert torch.allclose(Downsample()(x), reference, atol=1e-6)
+    upsampled = F.conv2d(F.pad(F.interpolate(x, scale_factor=2, mode="nearest"), (1, 1, 1, 1), mode="replicate"),
+                         blur, groups=3)
+    assert torch.allclose(Upsample()(x), upsampled, atol=1e-6)
     assert torch.allclose(Upsample()(x), F.interpolate(x, scale_factor=2, mode="bilinear"), atol=1e-6)
     taps = torch.tensor([1.0, 3, 3, 1]) / 8  # [1,2,1] then 2×2 averaging
     inner = (taps[:, None] * taps[None, :] * x[:, :, 1:5, 1:5]).sum((2, 3))  # the output pixel at (1, 1)
@@ -151,6 +158,42 @@ def test_the_step_adds_the_input_penalty_to_d_and_gives_g_the_real_logits():
     assert stats[1].item() == pytest.approx(expected_d.item(), rel=1e-5)
     assert stats[0].item() == pytest.approx(expected_g.item(), rel=1e-5)
     assert abs(expected_g - without_reals) > 1e-3  # the real logits matter
+
+
+def test_the_lazy_penalty_falls_on_every_kth_d_update_with_k_times_the_weight(tmp_path):
+    """loss.penalty_every = 2: an update without the penalty is the pairing loss alone; one with it adds
+    2·γ‖w‖² (the weight of two updates' penalties). The trainer marks D updates 0, 2, 4, … across n_critic."""
+    torch.manual_seed(0)
+    g, d = _Flat(3, 4), _Flat(4, 1)
+    loss = build_loss(LossConfig("rpgan", gamma=0.5, penalty_every=2))
+    real, z = torch.randn(6, 1, 2, 2), torch.randn(6, 3)
+    labels = torch.zeros(6, dtype=torch.long)
+    for penalize, expected_penalty in ((False, 0.0), (True, 2 * 0.5)):
+        step = AdversarialStep(_parts(g, d, loss), 1, False)
+        with torch.no_grad():
+            pairing = F.softplus(d(g(z)) - d(real)).mean()
+            expected = pairing + expected_penalty * d.net.weight.square().sum()
+        stats = step([Batch(real, labels, z, penalize=penalize)])
+        assert stats[1].item() == pytest.approx(expected.item(), rel=1e-5), penalize
+
+    config = tiny_config(max_steps=3)
+    config.model.name, config.model.options = "r3gan", dict(get_model("r3gan").settings.tiny)
+    config.loss.kind, config.loss.penalty_every, config.optim.n_critic = "rpgan", 3, 2
+    trainer = Trainer(config, tmp_path / "run")
+    marks: list[bool] = []
+    real_step = trainer.step_fn
+
+    class Recording:
+        batches = real_step.batches
+
+        def __call__(self, batches: list[Batch]) -> torch.Tensor:
+            marks.extend(b.penalize for b in batches)
+            return real_step(batches)
+
+    trainer.step_fn = Recording()
+    for _ in range(3):
+        trainer.train_step()
+    assert marks == [True, False, False, True, False, False]
 
 
 def test_r3gan_requires_rpgan_and_the_autoencoder_step_refuses_it():

@@ -154,7 +154,8 @@ class WassersteinGPLoss(Loss):
 
 @register_loss("rpgan", "Relativistic pairing + R1 + R2 (R3GAN)", "Each real image is paired with a fake one: D "
                "learns softplus(D(fake) − D(real)), G softplus(D(real) − D(fake)), plus zero-centred gradient "
-               "penalties on real (R1) and fake (R2) images, γ/2·E‖∇D‖² each (Huang et al. 2024); γ is loss.gamma. "
+               "penalties on real (R1) and fake (R2) images, γ/2·E‖∇D‖² each (Huang et al. 2024); γ is loss.gamma; "
+               "loss.penalty_every = k computes them on every k-th D update only, weighted k (faster). "
                "The r3gan model needs it.")
 class RelativisticPairingLoss(Loss):
     """RpGAN with R1 + R2 (Huang et al. 2024): E[softplus(−(D(x) − D(G(z))))] over index pairs for D,
@@ -163,12 +164,13 @@ class RelativisticPairingLoss(Loss):
     relativistic = True
     penalizes_inputs = True
 
-    def __init__(self, gamma: float = 0.05) -> None:
+    def __init__(self, gamma: float = 0.05, penalty_every: int = 1) -> None:
         self.gamma = gamma
+        self.penalty_every = penalty_every  # lazy regularisation: the step penalises every k-th D update
 
     @classmethod
     def from_config(cls, cfg: LossConfig) -> "RelativisticPairingLoss":
-        return cls(cfg.gamma)
+        return cls(cfg.gamma, cfg.penalty_every)
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         return F.softplus(fake_logits - real_logits).mean()
@@ -178,13 +180,15 @@ class RelativisticPairingLoss(Loss):
 
     def input_penalty(self, real_in: torch.Tensor, real_logits: torch.Tensor, fake_in: torch.Tensor,
                       fake_logits: torch.Tensor) -> torch.Tensor:
-        """γ/2·(R1 + R2), R = E‖∇ₓD(x)‖² over the batch, differentiable w.r.t. D's parameters. D judges real and
-        fake images in separate calls, so one backward of all logits summed gives both sets of gradients."""
+        """γ/2·(R1 + R2), R = E‖∇ₓD(x)‖² over the batch, differentiable w.r.t. D's parameters, times
+        ``penalty_every`` (the lazy penalty, applied on every k-th D update only, keeps its average weight). D
+        judges real and fake images in separate calls, so one backward of all logits summed gives both sets of
+        gradients."""
         real_grad, fake_grad = torch.autograd.grad(real_logits.sum() + fake_logits.sum(), (real_in, fake_in),
                                                    create_graph=True)
         r1 = real_grad.float().flatten(1).square().sum(1).mean()
         r2 = fake_grad.float().flatten(1).square().sum(1).mean()
-        return 0.5 * self.gamma * (r1 + r2)
+        return 0.5 * self.gamma * self.penalty_every * (r1 + r2)
 
 
 def interpolates(real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:

@@ -74,6 +74,7 @@ class Recipe:
     cpu_resolution: int
     cpu_options: dict[str, Any] = field(default_factory=dict)
     cpu_grid_every: int = 50
+    cpu_settings: dict[str, Any] = field(default_factory=dict)  # other config values by dotted key
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,8 @@ class ModelSettings:
 
     ``tiny``: options that build at every supported resolution at once (the shape, resume and CUDA tests).
     ``small``: options that train 160 steps of batch 32 at 32 px in seconds and still learn
-    (tests/test_zoo_training.py), with ``small_optim`` overriding OptimConfig fields for that training.
+    (tests/test_zoo_training.py), with ``small_optim`` and ``small_loss`` overriding OptimConfig and LossConfig
+    fields for that training.
     ``recipe``: what bench/zoo.py trains it from, a recipe name in engine.presets or a Recipe declared here.
     ``schedule_options``: options counted in images that bench/zoo.py's --schedule-images sets (stage lengths).
     ``extra_recipes``: more recipes declared here (other resolutions, say): engine.presets lists them with
@@ -93,6 +95,7 @@ class ModelSettings:
     small: dict[str, Any]
     recipe: str | Recipe
     small_optim: dict[str, Any] = field(default_factory=dict)
+    small_loss: dict[str, Any] = field(default_factory=dict)
     schedule_options: tuple[str, ...] = ()
     extra_recipes: tuple[Recipe, ...] = ()
 

@@ -376,15 +376,16 @@ class Trainer:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def draw(self) -> Batch:
+    def draw(self, update: int) -> Batch:
         """This rank's share of the next global batch (augmented, with its labels), its latents, and the
         interpolation weights when the loss takes a penalty on interpolates; the global draws are the
-        same for any process count."""
+        same for any process count. ``update`` counts D updates since the run began: the lazy input
+        penalty (loss.penalty_every) falls on its multiples."""
         real, labels = self.data.take(self.config.train.batch_size, self.channels_last)
         real = self.aug.real(real)
         z = self.noise.normal((self.local_batch, self.latent_dim))
         mix = self.noise.uniform((self.local_batch, 1, 1, 1)) if self.loss.uses_interpolates else None
-        return Batch(real, labels, z, mix)
+        return Batch(real, labels, z, mix, update % self.config.loss.penalty_every == 0)
 
     def train_step(self) -> torch.Tensor:
         """One step of the model's kind, with the scheduled values at the images seen so far; its statistics
@@ -392,7 +393,8 @@ class Trainer:
         self._set_progress()
         if self.schedule.active:
             self.schedule.apply(self.images)
-        stats = self.step_fn([self.draw() for _ in range(self.step_fn.batches)])
+        n = self.step_fn.batches
+        stats = self.step_fn([self.draw(self.step * n + i) for i in range(n)])
         self.images += self.config.train.batch_size
         self.ema.update(self.G, self.config.train.batch_size, self.images)
         self.step += 1

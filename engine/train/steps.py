@@ -27,12 +27,14 @@ from engine.models.losses import interpolates
 class Batch:
     """What one D update trains on: augmented real images, their labels, latents drawn for the
     generator (or the prior, for an autoencoder), and the U[0, 1) interpolation weights a loss with
-    a penalty uses (None otherwise)."""
+    a penalty uses (None otherwise); ``penalize``: whether a loss that penalizes_inputs adds its penalty on
+    this update (False between the lazy penalty's updates)."""
 
     real: torch.Tensor
     labels: torch.Tensor
     z: torch.Tensor
     mix: torch.Tensor | None = None
+    penalize: bool = True
 
 
 @dataclass
@@ -99,7 +101,8 @@ class AdversarialStep:
                     with torch.no_grad():
                         fake = p.G(batch.z, batch.labels)
                 real_in, fake_in = p.augment(batch.real), p.augment(fake.detach())
-                if p.loss.penalizes_inputs:
+                penalize = p.loss.penalizes_inputs and batch.penalize
+                if penalize:
                     real_in, fake_in = real_in.detach().requires_grad_(True), fake_in.detach().requires_grad_(True)
                 mixed = interpolates(real_in, fake_in, batch.mix) if batch.mix is not None else None
                 out = p.D_pair(real_in, fake_in, batch.labels, mixed)
@@ -107,7 +110,7 @@ class AdversarialStep:
                 loss_d = p.loss.d_loss(real_logits, fake_logits)
                 if mixed is not None:
                     loss_d = loss_d + p.loss.penalty(mixed, out["mixed"].float())
-                if p.loss.penalizes_inputs:
+                if penalize:
                     loss_d = loss_d + p.loss.input_penalty(real_in, real_logits, fake_in, fake_logits)
                 if self.aux_loss:
                     loss_d = loss_d + out["aux"].float()
