@@ -14,8 +14,8 @@ from engine.config import ConfigError
 from engine.device import DeviceError
 from engine.expectations import IMAGES_TO_FACES, Expectation, duration, expectation, record_speed
 from engine.models import build_model, declared_recipes, get_model
-from engine.presets import (DEVICE_CLASSES, PRESETS, RECOMMENDED, SIZES, Size, device_class, preset, recipe,
-                            recommended, suggested_config)
+from engine.presets import (DEVICE_CLASSES, PRESETS, QUALITY_TABLE, RECOMMENDED, RECOMMENDED_DEFAULTS, SIZES, Size,
+                            device_class, preset, recipe, recommended, suggested_config)
 from engine.train import Trainer
 
 CPU = torch.device("cpu")
@@ -97,12 +97,27 @@ def test_device_classes_and_the_recommended_recipe_for_each(monkeypatch):
         device_class(torch.device("cuda"))
 
 
-def test_on_a_cpu_the_builtin_faces_get_the_quick_dcgan_and_photographs_the_dcgan_with_diffaugment():
-    assert recommended(CPU) == recommended(CPU, "builtin:faces:2000") == "quick-faces-32"
-    assert recommended(CPU, "/home/me/cats") == recommended(CPU, "hf:huggan/AFHQ") == "quick-photos-64"
+def test_on_a_cpu_each_kind_of_images_gets_the_quality_tables_best_recipe_sized_for_the_cpu():
+    measured = json.loads(QUALITY_TABLE.read_text())["cpu"]
+    assert recommended(CPU) == recommended(CPU, "builtin:faces:2000") == measured["builtin"]["recipe"]
+    assert recommended(CPU, "/home/me/cats") == recommended(CPU, "hf:huggan/AFHQ") == measured["photos"]["recipe"]
     photos = suggested_config(CPU, "/home/me/cats")
-    assert photos.data.spec == "/home/me/cats" and photos.model.name == "dcgan" and photos.data.diffaugment
+    expected = recipe(measured["photos"]["recipe"], CPU)[0]
+    expected.data.spec = "/home/me/cats"
+    assert photos == expected
+
+
+def test_without_a_quality_table_the_defaults_apply(tmp_path, monkeypatch):
+    """Before bench/quality.py has run on a device class: the narrow DCGAN at 32 px for the built-in faces,
+    at 64 px with DiffAugment for photographs."""
+    import engine.presets as presets
+
+    monkeypatch.setattr(presets, "QUALITY_TABLE", tmp_path / "missing.json")
+    assert presets._measured_best() == {}
+    photos = recipe(RECOMMENDED_DEFAULTS["cpu"]["photos"], CPU)[0]
+    assert photos.model.name == "dcgan" and photos.data.diffaugment
     assert (photos.data.resolution, photos.model.options["ngf"]) == (64, 32)
+    assert recipe(RECOMMENDED_DEFAULTS["cpu"]["builtin"], CPU)[0].data.resolution == 32
 
 
 def test_checkpoint_size_of_the_recommended_cpu_recipe_matches_a_saved_checkpoint(tmp_path):
