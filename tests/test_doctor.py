@@ -127,6 +127,11 @@ def test_a_loss_growing_without_bound_is_critical_and_a_bce_loss_is_left_to_the_
     bce = Doctor(tiny_config())
     feed(bce, [dict(line, d_real=0.7, d_fake=0.3) for line in steady + growing])
     assert findings.DIVERGING not in kinds(bce)
+    wgan = tiny_config()
+    wgan.loss.kind = "wgan-gp"
+    critic = Doctor(wgan)  # a critic's loss grows from 0 while it learns, then settles
+    feed(critic, [train_line(s, loss_g=min(s, 20) / 2, loss_d=-min(s, 20)) for s in range(1, 61)])
+    assert kinds(critic) == []
 
 
 def test_a_metric_rising_from_its_best_and_one_that_stopped_improving() -> None:
@@ -134,18 +139,25 @@ def test_a_metric_rising_from_its_best_and_one_that_stopped_improving() -> None:
     doctor = Doctor(tiny_config())
     feed(doctor, falling)
     assert kinds(doctor) == []
-    feed(doctor, [eval_line(110 + 10 * i, 20.0 + 5 * i) for i in range(1, 5)])
+    feed(doctor, [eval_line(110 + 10 * i, 30.0) for i in range(1, 4)])
+    assert kinds(doctor) == []  # three worse evaluations are not yet a trend of the running median
+    feed(doctor, [eval_line(140 + 10 * i, 30.0) for i in range(1, 4)])
     (found,) = doctor.findings
     assert found.kind == findings.METRIC_RISING and found.evidence["metric"] == "swd_256"
     assert found.title == "SWD-256 is getting worse"
 
     plateau = Doctor(tiny_config())
     noisy = [10.0, 10.4, 9.8, 10.1, 10.3, 9.9, 10.2, 10.0, 10.1, 9.95]
-    feed(plateau, falling[:5] + [eval_line(50 + 10 * i, v) for i, v in enumerate(noisy, 1)])
-    assert kinds(plateau) == []  # the best is not yet older than half of the images seen
-    feed(plateau, [eval_line(160 + 10 * i, v) for i, v in enumerate(noisy, 1)])
+    feed(plateau, falling[:8] + [eval_line(80 + 10 * i, v) for i, v in enumerate(noisy[:6], 1)])
+    assert kinds(plateau) == []  # flat for fewer evaluations than a plateau takes
+    feed(plateau, [eval_line(140 + 10 * i, v) for i, v in enumerate(noisy + noisy, 1)])
     (flat,) = plateau.findings
-    assert flat.kind == findings.METRIC_PLATEAU and flat.severity == "info"
+    assert flat.kind == findings.METRIC_PLATEAU and flat.severity == "info" and flat.active
+
+    rng = np.random.default_rng(0)
+    flat_noise = Doctor(tiny_config())  # a noisy live metric that neither improves nor worsens: one open plateau
+    feed(flat_noise, [eval_line(10 * i, 50.0 + rng.normal(0, 3)) for i in range(1, 1001)])
+    assert [f.kind for f in flat_noise.findings] == [findings.METRIC_PLATEAU]
 
 
 def test_mode_collapse_is_twins_in_a_varied_grid_or_a_fall_from_the_peak() -> None:
@@ -190,7 +202,8 @@ def test_every_safe_suggestion_is_a_valid_change_and_model_changes_are_not_safe(
     doctor = Doctor(config)
     feed(doctor, [train_line(s, 0.999, 0.001, 8.0, 0.001) for s in range(1, 11)]
          + [probe_line(20 * i, diversity=0.5, distinct=0.01, nearest=0.2) for i in range(1, 4)]
-         + [eval_line(10 * i, 100.0 / i) for i in range(1, 9)] + [eval_line(90 + i, 60.0) for i in range(4)])
+         + [eval_line(10 * i, v) for i, v in enumerate([50, 45, 40, 36, 33, 31, 30, 30], 1)]
+         + [eval_line(90 + i, 60.0) for i in range(6)])
     found = doctor.findings
     assert {f.kind for f in found} == {findings.D_OVERPOWERING, findings.MODE_COLLAPSE, findings.MEMORISATION,
                                        findings.METRIC_RISING}

@@ -17,7 +17,7 @@ from engine.base import findings, records
 from engine.base.files import atomic_write_json
 from engine.base.findings import Finding
 from engine.config import Config
-from engine.doctor.curves import RISE_EVALS, metric_plateau, metric_rising
+from engine.doctor.curves import HOLD_EVALS, metric_plateau, metric_rising
 from engine.doctor.history import Context, History
 from engine.doctor.losses import d_overpowering, diverging, oscillation
 from engine.doctor.probe import Probe
@@ -106,7 +106,7 @@ class Doctor:
 
     def _hold(self, source: str) -> int:
         """How many silent checks in a row close a finding: as many as it takes to report one."""
-        return {records.TRAIN: self.context.window, records.PROBE: self.context.probes}.get(source, RISE_EVALS)
+        return {records.TRAIN: self.context.window, records.PROBE: self.context.probes}.get(source, HOLD_EVALS)
 
     def active(self) -> list[Finding]:
         return [f for f in self.findings if f.active]

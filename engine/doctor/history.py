@@ -18,11 +18,13 @@ ZERO_MINIMUM_LOSSES = ("hinge", "least-squares")
 
 @dataclass
 class History:
-    """The records a run has written so far, in order, by kind."""
+    """The records a run has written so far, in order, by kind, and each probe value's highest so far. Checks
+    read from the end, so that one costs the same however long the run (a resumed run replays them all)."""
 
     train: list[TrainRecord] = field(default_factory=list)
     evals: list[EvalRecord] = field(default_factory=list)
     probes: list[ProbeRecord] = field(default_factory=list)
+    peaks: dict[str, float] = field(default_factory=dict)
 
     def add(self, record: records.Record) -> None:
         if isinstance(record, TrainRecord):
@@ -31,20 +33,26 @@ class History:
             self.evals.append(record)
         elif isinstance(record, ProbeRecord):
             self.probes.append(record)
+            for key, value in record.values.items():
+                self.peaks[key] = max(value, self.peaks.get(key, value))
 
     def series(self, key: str, last: int) -> list[float]:
-        """The values of training statistic ``key`` in the last ``last`` training lines that hold it, in order
-        (read from the end: a check costs the same however long the run)."""
-        values: list[float] = []
-        for record in reversed(self.train):
-            if len(values) == last:
-                break
-            if key in record.values:
-                values.append(record.values[key])
-        return values[::-1]
+        """The values of training statistic ``key`` in the last ``last`` training lines that hold it, in order."""
+        return _tail(self.train, key, last)
 
-    def probe_series(self, key: str) -> list[float]:
-        return [r.values[key] for r in self.probes if key in r.values]
+    def probe_series(self, key: str, last: int) -> list[float]:
+        """The values of probe measure ``key`` in the last ``last`` probe lines that hold it, in order."""
+        return _tail(self.probes, key, last)
+
+
+def _tail(lines: Sequence[TrainRecord | ProbeRecord], key: str, last: int) -> list[float]:
+    values: list[float] = []
+    for record in reversed(lines):
+        if len(values) == last:
+            break
+        if key in record.values:
+            values.append(record.values[key])
+    return values[::-1]
 
 
 @dataclass(frozen=True)

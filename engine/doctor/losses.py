@@ -21,6 +21,7 @@ MIN_REVERSALS = 4  # oscillation: changes of direction within the window (a tren
 GROWTH = 10.0  # diverging: the window's mean |loss| over its earlier median, plus GROWTH_FLOOR
 GROWTH_FLOOR = 1.0
 LOOKBACK = 8  # windows before the last one that give a loss's typical size
+WARM_UP = 2  # diverging: the run's first windows, left out of a loss's typical size
 
 
 def d_overpowering(history: History, ctx: Context) -> Finding | None:
@@ -93,13 +94,16 @@ def oscillation(history: History, ctx: Context) -> Finding | None:
 
 def diverging(history: History, ctx: Context) -> Finding | None:
     """A loss without a probability reading (hinge, least squares, Wasserstein, RpGAN) grows far beyond
-    its size over the windows before and keeps growing: training is running away before it goes non-finite."""
+    its size over the windows before and keeps growing: training is running away before it goes non-finite.
+    The first WARM_UP windows of the run are not a loss's typical size (a Wasserstein critic's loss grows
+    from 0 while it learns)."""
     w = ctx.window
-    if ctx.loss in PROBABILITY_LOSSES or len(history.train) < 3 * w:
+    if ctx.loss in PROBABILITY_LOSSES or len(history.train) < (WARM_UP + 2) * w:
         return None
     for key in (records.LOSS_D, records.LOSS_G):
         values = [abs(v) for v in history.series(key, (LOOKBACK + 1) * w)]
-        if len(values) < 3 * w:
+        values = values[max(0, WARM_UP * w - (len(history.train) - len(values))):]
+        if len(values) < 2 * w:
             continue
         earlier, recent = statistics.median(values[:-w]), values[-w:]
         first, second = halves(recent)

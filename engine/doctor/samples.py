@@ -17,8 +17,8 @@ PATCHED = 0.25  # leak: share of grid images with DiffAugment's grey band or squ
 
 
 def _last(history: History, key: str, count: int) -> list[float] | None:
-    values = history.probe_series(key)
-    return values[-count:] if len(values) >= count else None
+    values = history.probe_series(key, count)
+    return values if len(values) == count else None
 
 
 def mode_collapse(history: History, ctx: Context) -> Finding | None:
@@ -29,7 +29,7 @@ def mode_collapse(history: History, ctx: Context) -> Finding | None:
     if spread is None or twins is None:
         return None
     twinned = all(s >= SPREAD and t <= TWINS for s, t in zip(spread, twins))
-    peaks = {key: max(history.probe_series(key)) for key in (records.DIVERSITY, records.DISTINCT)}
+    peaks = {key: history.peaks[key] for key in (records.DIVERSITY, records.DISTINCT)}
     fell = [key for key, last in ((records.DIVERSITY, spread), (records.DISTINCT, twins))
             if peaks[key] >= PEAK and max(last) <= FALL * peaks[key]]
     if not (twinned or fell):
@@ -59,7 +59,7 @@ def memorisation(history: History, ctx: Context) -> Finding | None:
     if nearest is None or spread is None or max(nearest) > MEMORISED or min(spread) < SPREAD:
         return None
     config = ctx.config
-    peak = max(history.probe_series(records.NEAREST))
+    peak = history.peaks[records.NEAREST]
     return Finding(findings.MEMORISATION, findings.WARNING, "The generator is copying training images",
                    f"Over the last {n} progress grids the typical generated image was {nearest[-1]:.2f}× as far "
                    "from its nearest training image as training images are from each other: G reproduces the "
