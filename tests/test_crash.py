@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from engine.base import records
 from engine.base.checkpoint import load_checkpoint
 from engine.runs import Run
 
@@ -55,7 +56,7 @@ def test_kill_9_leaves_a_resumable_run(tmp_path):
         assert any(k.startswith("G_ema.") for k in tensors)
         steps_seen.append(meta["step"])
         for record in run.metrics():
-            assert record["kind"] in ("train", "eval")
+            assert record["kind"] in records.KINDS
     assert steps_seen == sorted(steps_seen) and steps_seen[-1] > steps_seen[0]
     proc = _start(run_dir, resume=True)
     _wait_for(lambda: len(run.metrics()) > 0 and run.metrics()[-1]["step"] > steps_seen[-1] + 2, 120)

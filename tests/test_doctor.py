@@ -20,7 +20,7 @@ from engine.base import findings, records
 from engine.base.findings import Finding, Suggestion
 from engine.config import Config, update_from_dotted
 from engine.data.augment import BatchRandom, cutout, translation
-from engine.doctor import Doctor, diagnose
+from engine.doctor import DETECTORS, Doctor, diagnose
 from engine.doctor.probe import Probe, patched
 from engine.runs import Run
 from engine.train import Trainer
@@ -216,6 +216,10 @@ def test_every_safe_suggestion_is_a_valid_change_and_model_changes_are_not_safe(
 
 
 # ----------------------------------------------------------------- findings file, replay, CLI
+
+def test_every_kind_of_finding_has_its_detector() -> None:
+    assert sorted(kind for detectors in DETECTORS.values() for kind, _ in detectors) == sorted(findings.KINDS)
+
 
 def test_findings_round_trip_and_a_damaged_file_reads_as_none(tmp_path: Path) -> None:
     finding = Finding(findings.MEMORISATION, "warning", "t", "e", 10, 30, {"x": 0.25, "metric": "swd_256"},

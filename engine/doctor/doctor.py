@@ -108,9 +108,6 @@ class Doctor:
         """How many silent checks in a row close a finding: as many as it takes to report one."""
         return {records.TRAIN: self.context.window, records.PROBE: self.context.probes}.get(source, HOLD_EVALS)
 
-    def active(self) -> list[Finding]:
-        return [f for f in self.findings if f.active]
-
     def probe(self, images: np.ndarray) -> dict[str, float]:
         """The probe's values for the grid images (built at the first grid, off the start-up path)."""
         if self._real_images is None:
