@@ -137,16 +137,18 @@ EXTRA_RECIPES = {r.name for m in list_models() for r in m.settings.extra_recipes
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_preset_trains_from_the_cli(name, tmp_path):
-    """One step of each recipe as published (its widths and resolution), on a small batch and with
-    one D step per G step (n_critic = 5 would only repeat the same code) and no live metric (hundreds of
-    samples from a published-size generator are minutes on a CPU). A model's further recipes (R3GAN at 32 and
-    128 px) run at this device's size: the published widths are its main recipe's, already trained here."""
+    """One step of each recipe as published (its widths and resolution), on a batch of two images, with one D
+    step per G step (n_critic = 5 would only repeat the same code), no live metric (hundreds of samples from a
+    published-size generator are minutes on a CPU) and one memory layout (the CPU's choice between two is timed
+    on a few steps: 8 s at R3GAN's published widths). A model's further recipes (R3GAN at 32 and 128 px) run at
+    this device's size: the published widths are its main recipe's, already trained here."""
     from engine.cli import main
 
     size = "cpu" if name in EXTRA_RECIPES else "source"
-    assert main(["train", "--preset", name, "--size", size, "--dataset", "builtin:faces:32", "--batch-size", "4",
+    assert main(["train", "--preset", name, "--size", size, "--dataset", "builtin:faces:32", "--batch-size", "2",
                  "--max-steps", "1", "--device", "cpu", "--run-dir", str(tmp_path / "run"), "--no-progress",
-                 "--set", "optim.n_critic=1", "--set", "train.grid_size=4", "--set", "metrics.live_samples=0"]) == 0
+                 "--set", "optim.n_critic=1", "--set", "train.grid_size=4", "--set", "metrics.live_samples=0",
+                 "--set", "train.memory_format=contiguous"]) == 0
     gen = load_generator(tmp_path / "run")
     applied, _ = recipe(name, torch.device("cpu"), size)
     assert gen.model_name == PRESETS[name].model.name and gen.resolution == applied.data.resolution
