@@ -67,9 +67,11 @@ EVENTS = (ROLLBACK, DIVERGENCE)
 # image to its nearest other grid image (1 = as far apart as as many training images), NEAREST the median
 # distance of a grid image to its nearest training image (1 = as far as training images are from each other;
 # small datasets only), PATCHED the share of grid images with a flat grey band or square (DiffAugment's fill)
-# minus the share of training images with one.
+# minus the share of training images with one; BATCH_DIVERSITY and BATCH_DISTINCT the same as DIVERSITY and
+# DISTINCT on a batch of as many samples from latents drawn afresh at each grid.
 DIVERSITY, DISTINCT, NEAREST, PATCHED = "diversity", "distinct", "nearest", "patched"
-PROBE_KEYS = (DIVERSITY, DISTINCT, NEAREST, PATCHED)
+BATCH_DIVERSITY, BATCH_DISTINCT = "batch_diversity", "batch_distinct"
+PROBE_KEYS = (DIVERSITY, DISTINCT, NEAREST, PATCHED, BATCH_DIVERSITY, BATCH_DISTINCT)
 
 _LABELS = {LOSS_G: "G loss", LOSS_D: "D loss", D_REAL: "D(x)", D_FAKE: "D(G(z))", D_AUX: "D self-supervised loss",
            RECON: "Reconstruction", STAGE_RESOLUTION: "Stage resolution (px)", ALPHA: "Fade-in α",
@@ -77,7 +79,9 @@ _LABELS = {LOSS_G: "G loss", LOSS_D: "D loss", D_REAL: "D(x)", D_FAKE: "D(G(z))"
            GAMMA: "Penalty weight γ", GP_WEIGHT: "Gradient penalty λ", EMA_HALFLIFE: "EMA half-life (images)",
            AUGMENT_P: "DiffAugment probability", DIVERSITY: "Grid diversity (× training images')",
            DISTINCT: "Nearest other grid image (× training images')",
-           NEAREST: "Nearest training image (× their spacing)", PATCHED: "Grey patches (share above training)"}
+           NEAREST: "Nearest training image (× their spacing)", PATCHED: "Grey patches (share above training)",
+           BATCH_DIVERSITY: "Fresh batch diversity (× training images')",
+           BATCH_DISTINCT: "Nearest other image of a fresh batch (× training images')"}
 _AUTOENCODER_LABELS = {LOSS_G: "Autoencoder loss", LOSS_D: "Latent D loss", D_REAL: "D(prior z)", D_FAKE: "D(E(x))"}
 
 

@@ -108,14 +108,15 @@ class Doctor:
         """How many silent checks in a row close a finding: as many as it takes to report one."""
         return {records.TRAIN: self.context.window, records.PROBE: self.context.probes}.get(source, HOLD_EVALS)
 
-    def probe(self, images: np.ndarray) -> dict[str, float]:
-        """The probe's values for the grid images (built at the first grid, off the start-up path)."""
+    def probe(self, images: np.ndarray, batch: np.ndarray | None = None) -> dict[str, float]:
+        """The probe's values for the grid images and a batch from fresh latents (built at the first grid, off
+        the start-up path)."""
         if self._real_images is None:
             return {}
         if self._probe is None:
             config = self.context.config
             self._probe = Probe(self._real_images, config.doctor.nearest_max_images, config.data.flip)
-        return self._probe(images)
+        return self._probe(images, batch)
 
     def write(self) -> None:
         if self.path is not None:

@@ -147,13 +147,24 @@ class Probe:
             best = torch.minimum(best, block)
         return max(float(_rms(best, fake.shape[1]).median()) / self.spacing, FLOOR)
 
-    def __call__(self, images: np.ndarray) -> dict[str, float]:
-        """The probe's values for uint8 N×H×W×3 grid images (``records.PROBE_KEYS``)."""
-        values = {records.DIVERSITY: max(diversity(images) / self.real_diversity, FLOOR),
-                  records.PATCHED: float(patched(images).mean()) - self.real_patched}
+    def spread(self, images: np.ndarray) -> tuple[float, float | None]:
+        """Diversity and median twin distance of a set of images, each relative to as many training images
+        (the twin distance None where the dataset is too small to compare with)."""
+        twins = None
         if 1 < len(images) and TWIN_DATASET * len(images) <= len(self.real_images):
-            values[records.DISTINCT] = max(float(twin_distances(images).median()) / self.twin_spacing(len(images)),
-                                           FLOOR)
+            twins = max(float(twin_distances(images).median()) / self.twin_spacing(len(images)), FLOOR)
+        return max(diversity(images) / self.real_diversity, FLOOR), twins
+
+    def __call__(self, images: np.ndarray, batch: np.ndarray | None = None) -> dict[str, float]:
+        """The probe's values (``records.PROBE_KEYS``) for uint8 N×H×W×3 grid images and, when given, a batch
+        of samples from fresh latents."""
+        values = {records.PATCHED: float(patched(images).mean()) - self.real_patched}
+        sets = ((images, records.DIVERSITY, records.DISTINCT),
+                *(((batch, records.BATCH_DIVERSITY, records.BATCH_DISTINCT),) if batch is not None else ()))
+        for found, spread_key, twins_key in sets:
+            values[spread_key], twins = self.spread(found)
+            if twins is not None:
+                values[twins_key] = twins
         nearest = self.nearest(images)
         if nearest is not None:
             values[records.NEAREST] = nearest

@@ -21,30 +21,47 @@ def _last(history: History, key: str, count: int) -> list[float] | None:
     return values if len(values) == count else None
 
 
-def mode_collapse(history: History, ctx: Context) -> Finding | None:
-    """The fixed-latent grid holds few distinct images: most have a near-twin although the grid is varied
-    (G maps many latents to one of a few images), or its variety fell far below its peak."""
-    n = ctx.probes
-    spread, twins = _last(history, records.DIVERSITY, n), _last(history, records.DISTINCT, n)
+_SAMPLE_SETS = (("grid", "the progress grid (fixed latents)", records.DIVERSITY, records.DISTINCT),
+                ("fresh batch", "a batch of samples from fresh latents", records.BATCH_DIVERSITY,
+                 records.BATCH_DISTINCT))
+
+
+def _collapsed(history: History, n: int, spread_key: str, twins_key: str) -> tuple[str, float, float] | None:
+    """Why the last ``n`` probes of one set of samples show a collapse, with its latest diversity and twin
+    distance (None when they do not): most images have a near-twin although the set varies, or its variety
+    fell far below its peak."""
+    spread, twins = _last(history, spread_key, n), _last(history, twins_key, n)
     if spread is None or twins is None:
         return None
-    twinned = all(s >= SPREAD and t <= TWINS for s, t in zip(spread, twins))
-    peaks = {key: history.peaks[key] for key in (records.DIVERSITY, records.DISTINCT)}
-    fell = [key for key, last in ((records.DIVERSITY, spread), (records.DISTINCT, twins))
-            if peaks[key] >= PEAK and max(last) <= FALL * peaks[key]]
-    if not (twinned or fell):
+    if all(s >= SPREAD and t <= TWINS for s, t in zip(spread, twins)):
+        return "most images have a near-identical twin although the set as a whole varies", spread[-1], twins[-1]
+    if any(history.peaks[key] >= PEAK and max(last) <= FALL * history.peaks[key]
+           for key, last in ((spread_key, spread), (twins_key, twins))):
+        return "its variety fell to less than half of what it was", spread[-1], twins[-1]
+    return None
+
+
+def mode_collapse(history: History, ctx: Context) -> Finding | None:
+    """The fixed-latent grid, or a batch from latents drawn afresh at each grid, holds few distinct images:
+    most have a near-twin although the set is varied (G maps many latents to one of a few images), or its
+    variety fell far below its peak."""
+    n = ctx.probes
+    for name, described, spread_key, twins_key in _SAMPLE_SETS:
+        collapsed = _collapsed(history, n, spread_key, twins_key)
+        if collapsed is not None:
+            break
+    else:
         return None
+    why, spread, twins = collapsed
     config = ctx.config
-    why = ("most grid images have a near-identical twin although the grid as a whole varies" if twinned else
-           "the grid's variety fell to less than half of what it was")
     return Finding(findings.MODE_COLLAPSE, findings.WARNING, "Mode collapse: the generator repeats a few images",
-                   f"Over the last {n} progress grids {why}: G has found a few images that fool D and maps many "
-                   "latents to them, instead of covering the variety of the training images.",
+                   f"Over the last {n} progress grids, in {described} {why}: G has found a few images that "
+                   "fool D and maps many latents to them, instead of covering the variety of the training images.",
                    history.probes[-n].step, history.probes[-1].step,
-                   {"grid diversity (× training images')": spread[-1],
-                    "highest grid diversity so far": peaks[records.DIVERSITY],
-                    "distance to the nearest other grid image (× training images')": twins[-1],
-                    "its highest so far": peaks[records.DISTINCT]},
+                   {f"{name} diversity (× training images')": spread,
+                    f"highest {name} diversity so far": history.peaks[spread_key],
+                    f"distance to the nearest other {name} image (× training images')": twins,
+                    "its highest so far": history.peaks[twins_key]},
                    (suggest.more_critic_steps(config),
                     *suggest.diffaugment(config, "augmented inputs keep D from settling on a few tells G can "
                                                  "exploit"),

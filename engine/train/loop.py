@@ -411,9 +411,18 @@ class Trainer:
             images = to_uint8(self.ema.ema(self.fixed_z, labels))
         grid = image_grid(images, columns=int(math.sqrt(len(images))) or 1)
         atomic_write(self.run.grids_dir / f"step_{self.step:08d}.png", lambda tmp: save_png(grid, str(tmp)))
-        if self.doctor is not None:  # the images are on the host already
+        if self.doctor is not None:  # the grid's images are on the host already
             self._append(records.ProbeRecord(self.step, self.images, round(self.train_seconds, 3),
-                                             self.doctor.probe(images)).to_dict())
+                                             self.doctor.probe(images, self._fresh_samples(len(images)))).to_dict())
+
+    def _fresh_samples(self, count: int) -> np.ndarray:
+        """``count`` EMA samples from latents (and labels) drawn afresh for this step, from their own seeded
+        generator: the training's random streams are untouched, so a resume stays exact."""
+        draws = torch.Generator().manual_seed(self.config.train.seed * 1_000_003 + self.step)
+        z = torch.randn(count, self.latent_dim, generator=draws).to(self.device)
+        labels = torch.randint(max(1, self.num_classes), (count,), generator=draws).to(self.device)
+        with self.autocast():
+            return to_uint8(self.ema.ema(z, labels))
 
     def _evaluation_due(self) -> bool:
         every = self.config.metrics.every_images
