@@ -1,7 +1,8 @@
 """The training doctor: each detector on made-up record sequences (sustained windows, no flapping, resolving),
 the probe on images with known answers, the findings file, the CLI; then small CPU runs that fail on purpose
-(lr_d × 20, a width-1 latent, 16 training images trained long) and show the finding, and a healthy run that
-shows none."""
+(lr_d × 20, a width-1 latent, 16 training images trained long, a WGAN critic without its penalty at lr 1e-2,
+BCE at lr 5e-2, learning rates too small to move G under a periodic metric) and show the finding, and a healthy
+run that shows none."""
 
 from __future__ import annotations
 
@@ -340,3 +341,64 @@ def test_a_healthy_run_gets_no_finding_and_a_run_without_the_doctor_no_probe(tmp
     off.doctor.enabled = False
     quiet = _trained(tmp_path / "off", off)
     assert not quiet.findings_path.exists() and records.probe_records(quiet.metrics()) == []
+
+
+def _basic(config: Config, lr: float, **options: object) -> Config:
+    """The fully connected GAN at its smallest (a step takes milliseconds) with both learning rates ``lr``."""
+    config.model.name, config.model.options = "basic", {"hidden": 64, "d_dropout": 0.0, **options}
+    config.optim.lr_g = config.optim.lr_d = lr
+    return config
+
+
+def _replayed(run: Run, lines: list[dict[str, object]]) -> list[str]:
+    """The kinds of finding the doctor opens on the first records of a run."""
+    return [f.kind for f in Doctor(run.config()).replay(lines)]
+
+
+def test_an_unconstrained_critic_with_a_learning_rate_50_times_too_high_diverges(tmp_path: Path) -> None:
+    # WGAN without its gradient penalty (nothing bounds the critic) and lr 1e-2: the critic's output, and with
+    # it G's loss, grows from about 1 to thousands within 40 steps, before it turns non-finite.
+    config = _basic(tiny_config(max_steps=40, log_every=1, grid_every=10_000), 1e-2)
+    config.loss.kind, config.loss.gp_weight = "wgan-gp", 0.0
+    config.doctor.window = 5
+    run = _trained(tmp_path, config)
+    found = [f for f in run.findings() if f.kind == findings.DIVERGING]
+    assert found, [f.kind for f in run.findings()]
+    first = found[0]
+    # judged from the run's 4th window on (2 warm-up windows, at least 1 of baseline): step 16 at the earliest
+    assert first.severity == "critical" and first.first_step >= 16
+    mean = next(v for k, v in first.evidence.items() if k.endswith("window mean"))
+    earlier = next(v for k, v in first.evidence.items() if k.endswith("earlier median"))
+    assert isinstance(mean, float) and isinstance(earlier, float) and mean >= 10 * earlier + 1
+    before = [line for line in run.metrics() if line["step"] < first.first_step + config.doctor.window - 1]
+    assert findings.DIVERGING not in _replayed(run, before)  # not yet one log interval earlier
+    assert {s.key for s in first.suggestions} == {"optim.lr_d", "optim.lr_g", "train.on_divergence"}
+
+
+def test_large_steps_without_batch_norm_in_g_oscillate_and_the_default_steps_do_not(tmp_path: Path) -> None:
+    # BCE, lr 5e-2 for both and a G without batch norm: from one step to the next D(x) − D(G(z)) jumps by
+    # 0.4–0.5 on average, back and forth. At lr 2e-4 the same model moves by a few hundredths.
+    config = _basic(tiny_config(max_steps=20, log_every=1, grid_every=10_000), 5e-2, g_batchnorm=False)
+    run = _trained(tmp_path / "fast", config)
+    (found,) = [f for f in run.findings() if f.kind == findings.OSCILLATION]
+    assert found.evidence["D(x) − D(G(z)): mean change between log intervals"] >= 0.25
+    assert found.evidence["changes of direction"] >= 4
+    assert {(s.key, s.value) for s in found.suggestions} == {("optim.lr_d", 0.025), ("optim.lr_g", 0.025)}
+    calm = _trained(tmp_path / "calm", _basic(tiny_config(max_steps=20, log_every=1, grid_every=10_000), 2e-4,
+                                                  g_batchnorm=False))
+    assert calm.findings() == []
+
+
+def test_a_generator_that_does_not_learn_plateaus_on_the_periodic_metric(tmp_path: Path) -> None:
+    # lr 1e-8 and no batch norm (whose running statistics would move the samples): the EMA generator stays as
+    # it was, and SWD on 16 images, evaluated every step, stays at its first value.
+    config = _basic(tiny_config(max_steps=10, grid_every=10_000), 1e-8, g_batchnorm=False)
+    config.metrics.every_images, config.metrics.num_samples = config.train.batch_size, 16
+    run = _trained(tmp_path, config)
+    evals = [line for line in run.metrics() if line["kind"] == records.EVAL]
+    assert len(evals) == 10
+    assert _replayed(run, [line for line in run.metrics() if line["step"] <= 8]) == []  # 8 evaluations: too few
+    (found,) = run.findings()
+    assert found.kind == findings.METRIC_PLATEAU and found.active and found.title == "SWD-16 has stopped improving"
+    assert found.evidence["best at step"] == 1.0 and found.evidence["evaluations since the best"] == 9.0
+    assert found.evidence["latest"] == pytest.approx(found.evidence["best"], rel=0.02)
