@@ -111,8 +111,8 @@ def diverging(history: History, ctx: Context) -> Finding | None:
             config = ctx.config
             label = records.stat_label(key)
             return Finding(findings.DIVERGING, findings.CRITICAL, "Training is diverging",
-                           f"The size of the {label} over the last {w} log intervals is {mean(recent):.3g}, "
-                           f"{mean(recent) / max(earlier, 1e-12):.0f}× its earlier typical size, and still growing: "
+                           f"The size of the {label} over the last {w} log intervals is {mean(recent):.3g}, up "
+                           f"from a typical {earlier:.3g} earlier, and still growing: "
                            "the updates are too large for this model and will soon turn into NaN.",
                            history.train[-w].step, history.train[-1].step,
                            {f"|{label}|, window mean": mean(recent), f"|{label}|, earlier median": earlier},
