@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,15 @@ os.environ.pop("GAN_STUDIO_INCEPTION_WEIGHTS", None)
 def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["GAN_STUDIO_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     os.environ["GAN_STUDIO_RUNS"] = str(tmp_path_factory.mktemp("runs"))
+
+
+@pytest.fixture
+def sleeper() -> Iterator[int]:
+    """The pid of a live process that is not a worker (for runs that must look live)."""
+    process = subprocess.Popen(["sleep", "120"])
+    yield process.pid
+    process.kill()
+    process.wait()
 
 
 def tiny_config(max_steps: int = 20, resolution: int = 32, dataset: str = "builtin:faces:256", **train: object):

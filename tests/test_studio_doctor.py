@@ -4,9 +4,7 @@ suggestions, Apply and resume through the worker's resume path, and no traceback
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -36,14 +34,6 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[tuple[engine.Config, Path, 
     monkeypatch.setattr(engine, "start_training",
                         lambda config, run_dir, resume=False, **_: calls.append((config, Path(run_dir), resume)) or 0)
     return calls
-
-
-@pytest.fixture
-def sleeper() -> Iterator[int]:
-    process = subprocess.Popen(["sleep", "120"])
-    yield process.pid
-    process.kill()
-    process.wait()
 
 
 def overpowered_run(root: Path) -> engine.Run:

@@ -7,7 +7,6 @@ import io
 import os
 import re
 import signal
-import subprocess
 import time
 import zipfile
 from pathlib import Path
@@ -40,15 +39,6 @@ def runs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
         pid = run.status().get("pid")
         if run.is_live() and pid:
             os.kill(pid, signal.SIGTERM)
-
-
-@pytest.fixture
-def sleeper() -> Iterator[int]:
-    """The pid of a live process that is not a worker (for runs that must look live)."""
-    process = subprocess.Popen(["sleep", "120"])
-    yield process.pid
-    process.kill()
-    process.wait()
 
 
 def open_app(page: str | None = None) -> AppTest:
