@@ -388,8 +388,13 @@ def _device(key: str, value: str) -> None:
         raise ConfigError(f"{key} must be auto, cpu, cuda, cuda:N or mps, got {value!r}")
 
 
+def policy_names(text: str) -> tuple[str, ...]:
+    """The DiffAugment transforms a data.diffaugment value names: 'color, translation' -> ('color', 'translation')."""
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
 def _policy(key: str, value: str) -> None:
-    unknown = [name for name in value.split(",") if name.strip() not in DIFFAUGMENT_POLICIES and name.strip()]
+    unknown = [name for name in policy_names(value) if name not in DIFFAUGMENT_POLICIES]
     if unknown:
         raise ConfigError(f"{key} must be a comma list of {', '.join(DIFFAUGMENT_POLICIES)} (or empty), "
                           f"got {value!r}")

@@ -266,16 +266,16 @@ def recipe(name: str, device: torch.device, size: str = "auto") -> tuple[Config,
     size_used = SIZES[name][chosen]
     sized = size_used.apply(source)
     label = _LABELS[chosen]
-    if _shape(sized) == _shape(source):
+    if _shape(sized, size_used) == _shape(source, size_used):
         return sized, f"{label} size applied: the recipe as published ({own})."
     return sized, f"{label} size applied: {size_used.describe()} (the recipe's own: {own})."
 
 
-def _shape(config: Config) -> tuple[dict[str, Any], int, int, int]:
-    """What a size changes of a recipe, besides its cadence: model options, batch and resolution, and the other
-    values CPU sizes set (the lazy penalty)."""
+def _shape(config: Config, size: Size) -> tuple[dict[str, Any], int, int, list[Any]]:
+    """What ``size`` may change of a recipe, besides its cadence: model options, batch, resolution and the
+    values of its other settings."""
     return (resolve_options(config.model.name, config.model.options), config.train.batch_size,
-            config.data.resolution, config.loss.penalty_every)
+            config.data.resolution, [dotted_value(config, key) for key in size.settings])
 
 
 def _own_description(config: Config, cpu: Size) -> str:

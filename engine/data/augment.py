@@ -8,12 +8,12 @@ import math
 import torch
 import torch.nn.functional as F
 
-from engine.config import DIFFAUGMENT_POLICIES
+from engine.config import DIFFAUGMENT_POLICIES, policy_names
 
 
 def parse_policy(text: str) -> tuple[str, ...]:
     """'color,translation' -> ('color', 'translation'); unknown names raise ValueError."""
-    names = tuple(p.strip() for p in text.split(",") if p.strip())
+    names = policy_names(text)
     unknown = [n for n in names if n not in DIFFAUGMENT_POLICIES]
     if unknown:
         raise ValueError(f"unknown DiffAugment policy {', '.join(unknown)}: choose from {', '.join(DIFFAUGMENT_POLICIES)}")

@@ -8,7 +8,7 @@ from typing import Sequence
 
 from engine.base import records
 from engine.base.records import EvalRecord, ProbeRecord, TrainRecord
-from engine.config import Config
+from engine.config import Config, policy_names
 
 # Losses whose D outputs are probabilities (D(x) → 1 and D(G(z)) → 0 when D wins), and those whose D loss
 # is 0 at its minimum (D wins when it reaches it); the others (wgan-gp, rpgan) have neither reading.
@@ -77,7 +77,7 @@ class Context:
 
     def policy(self) -> tuple[str, ...]:
         """DiffAugment's transforms in use."""
-        return tuple(p.strip() for p in self.config.data.diffaugment.split(",") if p.strip())
+        return policy_names(self.config.data.diffaugment)
 
 
 def mean(values: Sequence[float]) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.base.findings import Suggestion
-from engine.config import CHECKPOINT_FIXED, Config
+from engine.config import CHECKPOINT_FIXED, Config, policy_names
 
 FULL_DIFFAUGMENT = "color,translation,cutout"
 LEAKING = ("translation", "cutout")  # the transforms whose fill the probe sees
@@ -91,7 +91,7 @@ def gentler_augmentation(config: Config) -> list[Suggestion]:
     if config.data.augment_p > 0.5:
         found.append(suggestion("data.augment_p", 0.5, "transform only half of D's images: with most of them "
                                                        "augmented, G can fool D by painting the augmentation"))
-    policy = [p.strip() for p in config.data.diffaugment.split(",") if p.strip()]
+    policy = list(policy_names(config.data.diffaugment))
     kept = [p for p in policy if p not in LEAKING] or ["color"]
     if kept != policy:
         found.append(suggestion("data.diffaugment", ",".join(kept), "drop translation and cutout, whose grey fill "
