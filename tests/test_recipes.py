@@ -187,3 +187,25 @@ def test_expectation_refuses_options_the_model_refuses():
     config.model.options["bogus"] = 1
     with pytest.raises(ConfigError, match="bogus"):
         expectation(config, CPU)
+
+
+def test_every_recipes_float_settings_hold_floats():
+    """The studio's number inputs take the value's type: an int in a float field (500_000 for 5e5) would show as
+    an integer field with a float format."""
+    import dataclasses
+    import typing
+
+    def ints_in_float_fields(node: object, path: str) -> list[str]:
+        if not dataclasses.is_dataclass(node):
+            return []
+        hints = typing.get_type_hints(type(node))
+        found = []
+        for f in dataclasses.fields(node):
+            value = getattr(node, f.name)
+            if hints[f.name] is float and type(value) is int:
+                found.append(f"{path}{f.name}")
+            found += ints_in_float_fields(value, f"{path}{f.name}.")
+        return found
+
+    assert {name: ints_in_float_fields(config, "") for name, config in PRESETS.items()
+            if ints_in_float_fields(config, "")} == {}

@@ -185,9 +185,9 @@ _CPU_OPTIONS = {"channel_base": 512, "channel_max": 64, "blocks_per_stage": 1, "
 # The paper's presets (its EMA half-life reaches its final value after 20M images): CIFAR-10 at 32 px (γ 0.05,
 # batch 512, half-life 5M images) and FFHQ at 64 px (γ 2, batch 256, half-life 500k). It has no 128 px preset:
 # γ 17 is the geometric mean of its FFHQ-64 (2) and FFHQ-256 (150) values.
-R3GAN_32 = _recipe("r3gan-32", 32, 0.05, 512, 5_000_000, 0.25, 32, 0.05)
-R3GAN_64 = _recipe("r3gan-64", 64, 2.0, 256, 500_000, 0.025, 64, 2.0)
-R3GAN_128 = _recipe("r3gan-128", 128, 17.0, 256, 500_000, 0.025, 64, 2.0)
+R3GAN_32 = _recipe("r3gan-32", 32, 0.05, 512, 5e6, 0.25, 32, 0.05)
+R3GAN_64 = _recipe("r3gan-64", 64, 2.0, 256, 5e5, 0.025, 64, 2.0)
+R3GAN_128 = _recipe("r3gan-128", 128, 17.0, 256, 5e5, 0.025, 64, 2.0)
 
 
 @register_model("r3gan", "R3GAN (Huang et al. 2024): normalisation-free ResNet G and D of grouped inverted "
