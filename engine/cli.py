@@ -184,7 +184,7 @@ def _run_dir(args: argparse.Namespace, config: Config, main_rank: bool) -> Path:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from engine.train import StopFlag, Trainer, distributed
+    from engine.train import StopFlag, Trainer
 
     config, note = resolve_train_config(args)
     config.validate()
@@ -199,15 +199,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"run {run_dir} on {trainer.device}{' (bf16)' if trainer.bf16 else ''}"
               f"{f' × {trainer.dist.world_size} processes' if trainer.dist.active else ''}: "
               f"{len(trainer.data)} images, model {config.model.name}", file=sys.stderr)
-    clean = False
     try:
         with StopFlag().installed() as stop:
             state = trainer.train(stop, on_log=on_log)
-        clean = True
     finally:
         if bar:
             bar.close()
-        distributed.teardown(trainer.dist, clean)
     if main_rank:
         print(f"{state} at step {trainer.step} ({trainer.images} images); run directory: {run_dir}", file=sys.stderr)
     return 0

@@ -5,6 +5,8 @@ Without torchrun (no WORLD_SIZE) everything here is a no-op and the loop runs in
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from engine.models import AuxDiscriminator, Capabilities
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -73,16 +76,21 @@ def setup() -> DistInfo:
         device = torch.device("cpu")
     if not dist.is_initialized():
         dist.init_process_group("nccl" if wants_cuda else "gloo")
+        atexit.register(_leave_group)
     return DistInfo(rank, world_size, device, local_rank)
 
 
-def teardown(info: DistInfo, clean: bool) -> None:
-    """Leave the process group before the process exits (a gloo group torn down by the interpreter's exit
-    can abort a rank that finished first). ``clean``: all ranks got here, so wait for each other first."""
-    if not info.active or not dist.is_initialized():
+def _leave_group() -> None:
+    """At exit, wait for the other ranks, then leave the process group while Python still runs: a rank that
+    finished first and left alone aborted ('terminate called without an active exception'), whoever drove the
+    training (the CLI, or a script with a Trainer). A peer that is gone already (it failed, and torchrun stops
+    the others) ends the wait with an error, which changes nothing here."""
+    if not dist.is_initialized():
         return
-    if clean:
+    try:
         dist.barrier()
+    except RuntimeError as exc:
+        log.debug("leaving the process group without the other ranks: %s", exc)
     dist.destroy_process_group()
 
 
