@@ -1,7 +1,8 @@
 """The training doctor: each detector on made-up record sequences (sustained windows, no flapping, resolving),
 the probe on images with known answers, the findings file, the CLI; then small CPU runs that fail on purpose
 (lr_d × 20, a width-1 latent, 16 training images trained long, a WGAN critic without its penalty at lr 1e-2,
-BCE at lr 5e-2, learning rates too small to move G under a periodic metric) and show the finding, and a healthy
+BCE at lr 5e-2, learning rates too small to move G under a periodic metric, DiffAugment on every image of a
+tiny DCGAN, a learning rate raised 500-fold on resume) and show the finding, and a healthy
 run that shows none."""
 
 from __future__ import annotations
@@ -274,11 +275,15 @@ def test_the_probe_sees_copies_mirror_copies_twins_and_novel_images() -> None:
 
 def test_the_probe_sees_diffaugments_fill_but_not_a_grey_untrained_grid() -> None:
     images = torch.from_numpy(FACES[:64]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    noise = torch.Generator().manual_seed(0)
     for transform in (cutout, translation):
-        shown = transform(images, BatchRandom(torch.device("cpu"), 0))
-        painted = ((shown.permute(0, 2, 3, 1) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
-        assert patched(painted).mean() > 0.4, transform.__name__
-    assert patched(FACES).mean() < 0.2
+        shown = (transform(images, BatchRandom(torch.device("cpu"), 0)).permute(0, 2, 3, 1) + 1) * 127.5
+        painted = shown.round().clamp(0, 255).byte().numpy()
+        assert patched(painted).mean() > 0.9, transform.__name__
+        # a generator paints the fill with pixel noise (here N(0, 6) levels per channel): still the fill
+        noisy = (shown + 6 * torch.randn(shown.shape, generator=noise)).round().clamp(0, 255).byte().numpy()
+        assert patched(noisy).mean() > 0.9, transform.__name__
+    assert patched(FACES).mean() < 0.05
     grey = np.full((8, 32, 32, 3), 128, np.uint8)
     assert not patched(grey).any()
 
@@ -402,3 +407,44 @@ def test_a_generator_that_does_not_learn_plateaus_on_the_periodic_metric(tmp_pat
     assert found.kind == findings.METRIC_PLATEAU and found.active and found.title == "SWD-16 has stopped improving"
     assert found.evidence["best at step"] == 1.0 and found.evidence["evaluations since the best"] == 9.0
     assert found.evidence["latest"] == pytest.approx(found.evidence["best"], rel=0.02)
+
+
+def test_diffaugment_on_every_image_leaks_grey_frames_into_a_tiny_dcgan_and_on_half_of_them_does_not(
+        tmp_path: Path) -> None:
+    # Translation pads with the fill grey and cutout paints it, on real and fake images alike: with p = 1 every
+    # image D sees may carry grey, so a tiny G can paint grey frames at no cost (at steps 240-300 its grid
+    # shows white blobs in grey frames). With p = 0.5 D sees unpadded real images too, and the frames go.
+    leaky = tiny_config(max_steps=300, grid_every=20)
+    leaky.data.diffaugment = "translation,cutout"
+    run = _trained(tmp_path / "every", leaky)
+    (found,) = [f for f in run.findings() if f.kind == findings.AUGMENTATION_LEAK]
+    assert found.active and found.evidence["share of grid images with grey patches, above the training images'"] >= 0.25
+    assert {(s.key, s.value) for s in found.suggestions} == {("data.augment_p", 0.5), ("data.diffaugment", "color")}
+    half = tiny_config(max_steps=300, grid_every=20)
+    half.data.diffaugment, half.data.augment_p = "translation,cutout", 0.5
+    calmer = _trained(tmp_path / "half", half)
+    assert findings.AUGMENTATION_LEAK not in [f.kind for f in calmer.findings()]
+    assert max(p.values[records.PATCHED] for p in records.probe_records(calmer.metrics())
+               if p.step >= 200) < 0.25
+
+
+def test_a_learning_rate_raised_500_fold_on_resume_makes_the_metric_rise_from_its_best(tmp_path: Path) -> None:
+    # 100 steps at lr 2e-3 bring SWD-16 down (about 215 to 155); resumed with lr_g = 1 the generator is thrown
+    # away from what it learnt and SWD climbs back (to about 180 by step 130) and stays there.
+    def config(steps: int, lr_g: float) -> Config:
+        late = _basic(tiny_config(max_steps=steps, grid_every=10_000), 2e-3)
+        late.optim.lr_g = lr_g
+        late.metrics.every_images, late.metrics.num_samples = 2 * late.train.batch_size, 16
+        return late
+
+    _trained(tmp_path, config(100, 2e-3))
+    first = Run(tmp_path / "run")
+    assert findings.METRIC_RISING not in [f.kind for f in first.findings()]
+    resumed = config(130, 1.0)
+    resumed.metrics.live_samples = 0
+    resumed.train.checkpoint_every, resumed.train.memory_format = 10_000, "contiguous"
+    Trainer(resumed, first.path, resume=True).train()
+    (found,) = [f for f in first.findings() if f.kind == findings.METRIC_RISING]
+    assert found.active and found.first_step > 100 and found.title == "SWD-16 is getting worse"
+    assert found.evidence["best at step"] <= 100 and found.evidence["latest"] > 1.15 * found.evidence["best"]
+    assert {s.key for s in found.suggestions} >= {"optim.lr_g", "optim.lr_d"}

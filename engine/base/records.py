@@ -66,7 +66,7 @@ EVENTS = (ROLLBACK, DIVERGENCE)
 # mean pairwise pixel distance (1 = as varied as the training images), DISTINCT the median distance of a grid
 # image to its nearest other grid image (1 = as far apart as as many training images), NEAREST the median
 # distance of a grid image to its nearest training image (1 = as far as training images are from each other;
-# small datasets only), PATCHED the share of grid images with a flat grey band or square (DiffAugment's fill)
+# small datasets only), PATCHED the share of grid images with a grey band or square (DiffAugment's fill)
 # minus the share of training images with one; BATCH_DIVERSITY and BATCH_DISTINCT the same as DIVERSITY and
 # DISTINCT on a batch of as many samples from latents drawn afresh at each grid.
 DIVERSITY, DISTINCT, NEAREST, PATCHED = "diversity", "distinct", "nearest", "patched"

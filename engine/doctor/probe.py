@@ -1,6 +1,6 @@
 """What the doctor measures on the progress grid's images when the grid is written (they are on the host
 already): how varied they are, how many have a near-twin in the grid, how close they come to training
-images, and flat grey patches DiffAugment would have painted.
+images, and grey patches DiffAugment would have painted.
 
 Every measure is relative to the same measure on the training images, taken once when the run starts, so
 that it reads the same on any dataset and resolution. Distances are RMS pixel differences on a 0–1 scale of
@@ -20,8 +20,10 @@ from engine.metrics.nearest import CHUNK, downscale
 
 PROBE_SIZE = 16  # images are box-filtered to at most this size before any distance
 REFERENCE_IMAGES = 256  # training images the reference measures use (evenly spaced through the dataset)
-GREY, GREY_TOLERANCE = 127.5, 8.0  # DiffAugment's fill (0 in [-1, 1]) and how far a pixel may be from it
-FLAT_SHARE = 0.9  # a band or square is a patch when this share of its pixels is fill-grey
+GREY, GREY_TOLERANCE = 127.5, 12.0  # DiffAugment's fill (0 in [-1, 1]) and how far a pixel may be from it
+# a band or square is a patch when this share of its pixels is fill-grey: a generator paints the fill with pixel
+# noise (a tiny DCGAN's grey frames: half their pixels 8 levels or more from the fill)
+FLAT_SHARE = 0.75
 MAX_GREY_SHARE = 0.6  # an image greyer than this overall is not patched, just grey (an untrained generator)
 TWIN_DATASET = 4  # twins are measured when the dataset holds this many times the grid's images (a smaller one
 # has too few distinct images for a faithful grid to be free of twins)

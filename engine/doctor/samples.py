@@ -100,7 +100,7 @@ def augmentation_leak(history: History, ctx: Context) -> Finding | None:
         return None  # a blurry early grid has grey areas of its own
     return Finding(findings.AUGMENTATION_LEAK, findings.WARNING, "The augmentation is leaking into the samples",
                    f"Over the last {n} progress grids {share[-1]:.0%} more generated images than training images "
-                   "showed a flat grey band along an edge or a grey square: the fill of DiffAugment's translation "
+                   "showed a grey band along an edge or a grey square: the fill of DiffAugment's translation "
                    "and cutout. With (nearly) every image D judges augmented, an image that already looks augmented "
                    "fools it as well as a clean one, so G learnt to paint the augmentation.",
                    history.probes[-n].step, history.probes[-1].step,
