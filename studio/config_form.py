@@ -110,6 +110,15 @@ ADVANCED = (
           "change; rollback: back to the last finite checkpoint with halved learning rates, then on "
           "(at most 3 times). Either way no non-finite checkpoint is ever written.",
           options=engine.DIVERGENCE_ACTIONS),
+    Field("doctor.enabled", "Training doctor", "Diagnoses the run while it trains (D overpowering, mode collapse, "
+          "divergence, memorisation, a leaking augmentation, a metric gone wrong) and shows its findings beside "
+          "the curves."),
+    Field("doctor.window", "Doctor: log lines per finding", "A finding on the losses must hold over this many "
+          "training lines to open, and be gone over as many to close.", min_value=2),
+    Field("doctor.probes", "Doctor: progress grids per finding", "A finding on the generated images must hold "
+          "over this many progress grids.", min_value=1),
+    Field("doctor.nearest_max_images", "Doctor: copy check up to (images)", "Compare the grid with every "
+          "training image (memorisation) on datasets up to this size; 0 = never.", step=1000),
 )
 
 

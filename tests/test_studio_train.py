@@ -482,6 +482,22 @@ def test_the_schedules_expander_goes_into_the_config_that_starts(runs_root: Path
     assert config.scheduled().keys() == {"lr_g", "augment_p"}
 
 
+def test_the_doctors_settings_go_into_the_config_that_starts(runs_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[engine.Config] = []
+    monkeypatch.setattr(engine, "start_training", lambda config, run_dir, **_: started.append(config) or 0)
+    at = open_app()
+    assert at.checkbox(key="cfg:doctor.enabled").value
+    assert at.number_input(key="cfg:doctor.window").min == 2  # a window of one line is no window
+    at.number_input(key="cfg:doctor.window").set_value(6)
+    at.number_input(key="cfg:doctor.nearest_max_images").set_value(0)
+    at.checkbox(key="cfg:doctor.enabled").uncheck().run()
+    assert not errors(at), errors(at)
+    start_button(at).click().run()
+    (config,) = started
+    assert (config.doctor.enabled, config.doctor.window, config.doctor.probes, config.doctor.nearest_max_images) \
+        == (False, 6, 3, 0)
+
+
 def test_a_run_with_schedules_plots_them_next_to_the_losses(runs_root: Path) -> None:
     plain = fake_run(runs_root, "plain", "finished", step=10, images=160)
     scheduled = fake_run(runs_root, "scheduled", "finished", step=10, images=160)
