@@ -116,7 +116,12 @@ def test_stop_while_starting_then_train_with_progress_live_metric_and_explore_in
             page.get_by_text("New training run").click()
         start.click()
         started = time.monotonic()
-        page.get_by_text(re.compile(r"^running for .* images seen")).first.wait_for(timeout=15_000)
+        try:
+            page.get_by_text(re.compile(r"^running for .* images seen")).first.wait_for(timeout=15_000)
+        except sync_api.TimeoutError:
+            page.screenshot(path=str(IMAGES / "no_progress.png"))
+            raise AssertionError("no progress 15 s after Start; the page showed:\n"
+                                 + page.locator("body").inner_text()[:2000]) from None
         print(f"progress text {time.monotonic() - started:.1f} s after Start")
         page.locator(".stPlotlyChart", has_text="live").wait_for(timeout=300_000)
         print(f"live metric curve {time.monotonic() - started:.1f} s after Start")
