@@ -235,8 +235,20 @@ def _quality_curve(run: engine.Run, lines: list[dict[str, Any]], live: bool, axi
     if charts.metric_series(lines):
         st.plotly_chart(charts.metric_figure(lines, run.name, axis, smoothing), key="monitor-metrics")
     elif live:
+        _no_curve_yet(run.config().metrics)
+
+
+def _no_curve_yet(config: engine.MetricsConfig) -> None:
+    """Why a training run has no quality curve yet, by what its metric settings measure."""
+    if config.live_samples > 0 or config.every_images > 0:
         st.info("The quality curve (live SWD of generated against real images, lower is better) appears after "
                 "its first measurement.")
+    elif config.live_fid:
+        st.caption("The live SWD is off (Live metric samples 0) and no periodic evaluation is set: only the live "
+                   "FID-1k draws a quality curve here, where the Inception network is on this machine.")
+    else:
+        st.caption("No quality curve for this run: its live metric is off (Live metric samples 0) and it has no "
+                   "periodic evaluation (Evaluate every 0 images). Set either for the next run.")
 
 
 def log_tail(path: Path, lines: int = LOG_LINES) -> str:

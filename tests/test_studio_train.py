@@ -482,6 +482,24 @@ def test_the_schedules_expander_goes_into_the_config_that_starts(runs_root: Path
     assert config.scheduled().keys() == {"lr_g", "augment_p"}
 
 
+@pytest.mark.parametrize(("metrics", "said"), [
+    ({}, "appears after its first measurement"),
+    ({"live_samples": 0, "every_images": 320}, "appears after its first measurement"),
+    ({"live_samples": 0}, "only the live FID-1k draws a quality curve here"),
+    ({"live_samples": 0, "live_fid": False}, "No quality curve for this run: its live metric is off")])
+def test_a_training_run_without_a_curve_yet_says_whether_one_will_come(
+        runs_root: Path, sleeper: int, metrics: dict[str, object], said: str) -> None:
+    run = fake_run(runs_root, "measured", "running", pid=sleeper)
+    config = run.config()
+    for key, value in metrics.items():
+        setattr(config.metrics, key, value)
+    run.write_config(config)
+    at = open_app()
+    shown = [i.value for i in at.info] + captions(at)
+    assert [text for text in shown if said in text], shown
+    assert not at.exception, at.exception
+
+
 def test_the_doctors_settings_go_into_the_config_that_starts(runs_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[engine.Config] = []
     monkeypatch.setattr(engine, "start_training", lambda config, run_dir, **_: started.append(config) or 0)
