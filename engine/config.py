@@ -331,15 +331,12 @@ def dotted_value(config: Config, key: str) -> Any:
 def update_from_dotted(config: Config, key: str, value: Any) -> None:
     """Set e.g. 'optim.lr_g' or 'schedule.lr_g.shape' on a Config in place, with the same type checks as
     loading (a nested section takes an object: 'schedule.lr_g' = {"shape": "cosine", "final": 0})."""
-    *path, name = key.split(".")
-    target: Any = config
-    for part in path:
-        if part not in {f.name for f in dataclasses.fields(target)}:
-            raise ConfigError(f"unknown config key {key!r}")
-        target = getattr(target, part)
-        if not dataclasses.is_dataclass(target):
-            raise ConfigError(f"unknown config key {key!r}")
-    if not path or name not in {f.name for f in dataclasses.fields(target)}:
+    section, _, name = key.rpartition(".")
+    try:
+        target = dotted_value(config, section) if section else None
+    except ConfigError:
+        target = None
+    if not dataclasses.is_dataclass(target) or name not in {f.name for f in dataclasses.fields(target)}:
         raise ConfigError(f"unknown config key {key!r}")
     hints = typing.get_type_hints(type(target))
     setattr(target, name, _coerce(hints[name], value, key))

@@ -7,7 +7,6 @@ model options), so a recipe, sized for this device, can fill the whole form at o
 from __future__ import annotations
 
 import copy
-import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -16,7 +15,7 @@ import streamlit as st
 import engine
 from engine import metrics
 from engine.base import records
-from engine.config import RAMP_SHAPES, SCHEDULED
+from engine.config import RAMP_SHAPES, SCHEDULED, dotted_value
 from studio import monitor
 
 LONGER_UNITS = ("minutes", "steps")
@@ -139,16 +138,12 @@ RAMPS = tuple(
 SCHEDULE = (HORIZON, *(f for pair in RAMPS for f in pair))
 
 
-def _get(config: engine.Config, key: str) -> Any:
-    return functools.reduce(getattr, key.split("."), config)
-
-
 def fill(config: engine.Config) -> None:
     """Put every value of ``config`` into the form (used for the device default and for presets)."""
     st.session_state["cfg:model.name"] = config.model.name
     st.session_state["cfg:data.resolution"] = config.data.resolution
     for f in BASIC + ADVANCED + SCHEDULE:
-        st.session_state[f"cfg:{f.key}"] = f.to_widget(_get(config, f.key))
+        st.session_state[f"cfg:{f.key}"] = f.to_widget(dotted_value(config, f.key))
     info = {m.name: m for m in engine.list_models()}[config.model.name]
     for name, default in info.options.items():
         st.session_state[f"opt:{info.name}:{name}"] = config.model.options.get(name, default)
@@ -302,6 +297,14 @@ def config_form(spec: str) -> engine.Config:
     for f in BASIC + ADVANCED + SCHEDULE:
         engine.update_from_dotted(config, f.key, f.from_widget(values[f.key]))
     return config
+
+
+def trained_seconds(run: engine.Run, status: dict[str, Any]) -> float:
+    """Training time so far: the status's, else the last curve line's."""
+    if status.get("train_seconds") is not None:
+        return float(status["train_seconds"])
+    trained = records.train_records(run.metrics())
+    return trained[-1].time if trained else 0.0
 
 
 def longer(config: engine.Config, step: int, train_seconds: float, unit: str, amount: int) -> engine.Config:

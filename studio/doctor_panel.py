@@ -11,7 +11,7 @@ import streamlit as st
 import engine
 from engine.base import findings as schema
 from engine.base.findings import Finding, Suggestion
-from studio.config_form import longer
+from studio.config_form import longer, trained_seconds
 from studio.errors import shown_in_page
 
 STOP_WAIT_SECONDS = 60.0  # how long Apply waits for a training run to stop before it resumes it
@@ -38,8 +38,7 @@ def changed_config(run: engine.Run, suggestion: Suggestion) -> engine.Config:
     engine.update_from_dotted(config, suggestion.key, suggestion.value)
     status = run.status()
     if status["state"] == "finished":
-        config = longer(config, status.get("step") or 0, float(status.get("train_seconds") or 0.0), "minutes",
-                        LONGER_MINUTES)
+        config = longer(config, status.get("step") or 0, trained_seconds(run, status), "minutes", LONGER_MINUTES)
     config.validate()
     return config
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from engine.base import records
-from engine.metrics.nearest import CHUNK, downscale
+from engine.metrics.nearest import downscale, nearest_distances
 
 PROBE_SIZE = 16  # images are box-filtered to at most this size before any distance
 REFERENCE_IMAGES = 256  # training images the reference measures use (evenly spaced through the dataset)
@@ -143,10 +143,7 @@ class Probe:
         if self.train_rows is None or self.spacing is None:
             return None
         fake = rows(images)
-        best = torch.full((len(fake),), float("inf"))
-        for start in range(0, len(self.train_rows), CHUNK):
-            block = torch.cdist(fake, self.train_rows[start:start + CHUNK]).min(dim=1).values
-            best = torch.minimum(best, block)
+        best = nearest_distances(fake, self.train_rows)
         return max(float(_rms(best, fake.shape[1]).median()) / self.spacing, FLOOR)
 
     def spread(self, images: np.ndarray) -> tuple[float, float | None]:

@@ -419,10 +419,8 @@ class Trainer:
         """``count`` EMA samples from latents (and labels) drawn afresh for this step, from their own seeded
         generator: the training's random streams are untouched, so a resume stays exact."""
         draws = torch.Generator().manual_seed(self.config.train.seed * 1_000_003 + self.step)
-        z = torch.randn(count, self.latent_dim, generator=draws).to(self.device)
-        labels = torch.randint(max(1, self.num_classes), (count,), generator=draws).to(self.device)
-        with self.autocast():
-            return to_uint8(self.ema.ema(z, labels))
+        z = torch.randn(count, self.latent_dim, generator=draws)
+        return self._ema_samples(z, torch.randint(max(1, self.num_classes), (count,), generator=draws))
 
     def _evaluation_due(self) -> bool:
         every = self.config.metrics.every_images
@@ -494,11 +492,13 @@ class Trainer:
 
     @torch.no_grad()
     def _sample_fn(self, count: int, first: int) -> np.ndarray:
-        gen = torch.Generator().manual_seed(10_000_019 + first)
-        z = torch.randn(count, self.latent_dim, generator=gen).to(self.device)
-        labels = torch.arange(first, first + count, device=self.device) % max(1, self.num_classes)
+        z = torch.randn(count, self.latent_dim, generator=torch.Generator().manual_seed(10_000_019 + first))
+        return self._ema_samples(z, torch.arange(first, first + count) % max(1, self.num_classes))
+
+    def _ema_samples(self, z: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+        """The EMA generator's uint8 images of host latents and labels."""
         with self.autocast():
-            return to_uint8(self.ema.ema(z, labels))
+            return to_uint8(self.ema.ema(z.to(self.device), labels.to(self.device)))
 
     def _track_best(self, record: dict[str, Any], key: str) -> None:
         """Write best.json when ``record[key]`` beats the best so far of the same key (a best by

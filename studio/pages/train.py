@@ -12,7 +12,7 @@ import engine
 from engine.base import records
 from engine.train.schedule import halve_learning_rate_curves
 from studio import monitor, settings
-from studio.config_form import batch_problem, config_form, config_problem, longer
+from studio.config_form import batch_problem, config_form, config_problem, longer, trained_seconds
 from studio.dataset_picker import SOURCES, choose_dataset, read_preview, show_preview
 from studio.errors import shown_in_page
 
@@ -139,18 +139,10 @@ def train_longer(run: engine.Run) -> None:
         if st.button("Continue training", type="primary", icon=":material/play_arrow:", key=f"longer-go:{run.name}"):
             with shown_in_page("train longer"):
                 status = run.status()
-                config = longer(run.config(), status.get("step") or 0, _trained_seconds(run, status), unit,
+                config = longer(run.config(), status.get("step") or 0, trained_seconds(run, status), unit,
                                 int(amount))
                 engine.start_training(config, run.path, resume=True)
                 st.rerun()
-
-
-def _trained_seconds(run: engine.Run, status: dict[str, Any]) -> float:
-    """Training time so far: the status's, else the last curve line's."""
-    if status.get("train_seconds") is not None:
-        return float(status["train_seconds"])
-    trained = records.train_records(run.metrics())
-    return trained[-1].time if trained else 0.0
 
 
 def run_controls(run: engine.Run) -> None:
