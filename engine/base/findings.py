@@ -99,5 +99,6 @@ def findings_from_json(data: Any) -> list[Finding]:
 
 
 def findings_to_json(findings: list[Finding], step: int) -> dict[str, Any]:
-    """What findings.json holds: the findings, and the last step the doctor checked."""
+    """What findings.json holds: the findings, and the step the doctor had checked up to when it wrote them (it
+    writes when a finding opens, changes or closes, and after catching up with a run's records)."""
     return {"step": step, "findings": [f.to_dict() for f in findings]}
