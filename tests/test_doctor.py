@@ -328,11 +328,14 @@ def test_a_width_1_latent_collapses_onto_few_images(tmp_path: Path) -> None:
 
 
 def test_16_training_images_trained_long_are_memorised(tmp_path: Path) -> None:
-    config = tiny_config(max_steps=1000, dataset="builtin:faces:16", grid_every=50, log_every=25)
+    # Without flips the generator has 16 images to copy, not 32: `nearest` falls from about 0.9 to 0.3-0.4 in
+    # 1,500 steps, and the finding opens at step 600-1,200 on seeds 0-4.
+    config = tiny_config(max_steps=1500, dataset="builtin:faces:16", grid_every=50, log_every=25)
     config.model.name, config.model.options = "basic", {"hidden": 256, "d_dropout": 0.0}
-    config.optim.lr_g = config.optim.lr_d = 1e-3
+    config.optim.lr_g = config.optim.lr_d = 5e-4
+    config.data.flip = False
     run = _trained(tmp_path, config)
-    (found,) = [f for f in run.findings() if f.kind == findings.MEMORISATION]
+    found = [f for f in run.findings() if f.kind == findings.MEMORISATION][-1]
     assert found.active and found.evidence["distance to the nearest training image (× their spacing)"] < 0.5
     assert found.evidence["its highest so far"] > 0.8  # far from every training image at first
     assert {s.key for s in found.suggestions} == {"data.diffaugment", "data.spec"}
@@ -429,11 +432,11 @@ def test_diffaugment_on_every_image_leaks_grey_frames_into_a_tiny_dcgan_and_on_h
 
 
 def test_a_learning_rate_raised_500_fold_on_resume_makes_the_metric_rise_from_its_best(tmp_path: Path) -> None:
-    # 100 steps at lr 2e-3 bring SWD-16 down (about 215 to 155); resumed with lr_g = 1 the generator is thrown
-    # away from what it learnt and SWD climbs back (to about 180 by step 130) and stays there.
+    # 100 steps at lr 2e-3 bring SWD-16 down (with seed 5 from about 200 to 125); resumed with lr_g = 1 the
+    # generator is thrown away from what it learnt and SWD climbs back (to about 230 by step 104) and stays there.
     def config(steps: int, lr_g: float) -> Config:
         late = _basic(tiny_config(max_steps=steps, grid_every=10_000), 2e-3)
-        late.optim.lr_g = lr_g
+        late.optim.lr_g, late.train.seed = lr_g, 5
         late.metrics.every_images, late.metrics.num_samples = 2 * late.train.batch_size, 16
         return late
 
@@ -444,7 +447,7 @@ def test_a_learning_rate_raised_500_fold_on_resume_makes_the_metric_rise_from_it
     resumed.metrics.live_samples = 0
     resumed.train.checkpoint_every, resumed.train.memory_format = 10_000, "contiguous"
     Trainer(resumed, first.path, resume=True).train()
-    (found,) = [f for f in first.findings() if f.kind == findings.METRIC_RISING]
+    found = [f for f in first.findings() if f.kind == findings.METRIC_RISING][-1]
     assert found.active and found.first_step > 100 and found.title == "SWD-16 is getting worse"
     assert found.evidence["best at step"] <= 100 and found.evidence["latest"] > 1.15 * found.evidence["best"]
     assert {s.key for s in found.suggestions} >= {"optim.lr_g", "optim.lr_d"}
