@@ -149,10 +149,8 @@ def run_controls(run: engine.Run) -> None:
     """Stop a live run; resume a stopped or failed one, or train a finished one longer."""
     if run.is_live():
         stopping = run.stop_requested()
-        if st.button("Stopping…" if stopping else "Stop", icon=":material/stop:", disabled=stopping,
-                     help="Finishes the current step, saves a checkpoint and exits."):
-            run.request_stop()
-            st.rerun()
+        st.button("Stopping…" if stopping else "Stop", icon=":material/stop:", disabled=stopping,
+                  help="Finishes the current step, saves a checkpoint and exits.", on_click=run.request_stop)
         return
     if run.latest_checkpoint() is None:
         return
