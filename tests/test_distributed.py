@@ -116,3 +116,29 @@ print(trainer.dist.rank, trainer.train(on_log=on_log), trainer.step)
     assert [(r["event"], r["step"], r["diverged_at"]) for r in run.metrics() if r["kind"] == "event"] == [
         ("rollback", 10, 14)]
     assert run.config().optim.lr_d == 1e-4
+
+
+def test_under_torchrun_a_rank_that_fails_ends_the_launch_instead_of_hanging_it(tmp_path):
+    """Rank 1 raises mid-run: it must not wait at exit for rank 0 (which sits in a collective it never joins),
+    so torchrun sees the failure and ends rank 0 too. With a barrier at every exit this hung past 300 s."""
+    script = tmp_path / "fail.py"
+    script.write_text(f"""
+import sys
+sys.path.insert(0, {str(ROOT)!r})
+from engine.train import Trainer
+from tests.conftest import tiny_config
+
+config = tiny_config(max_steps=200, log_every=2, dataset="builtin:faces:64")
+trainer = Trainer(config, sys.argv[1])
+
+def on_log(record):
+    if record["step"] == 4 and trainer.dist.rank == 1:
+        raise RuntimeError("rank 1 fails on purpose")
+
+trainer.train(on_log=on_log)
+""")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+               str(tmp_path / "run")]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "rank 1 fails on purpose" in done.stderr
+    assert Run(tmp_path / "run").status()["state"] == "failed"

@@ -335,7 +335,7 @@ def test_16_training_images_trained_long_are_memorised(tmp_path: Path) -> None:
     config.optim.lr_g = config.optim.lr_d = 5e-4
     config.data.flip = False
     run = _trained(tmp_path, config)
-    found = [f for f in run.findings() if f.kind == findings.MEMORISATION][-1]
+    (found,) = [f for f in run.findings() if f.kind == findings.MEMORISATION]
     assert found.active and found.evidence["distance to the nearest training image (× their spacing)"] < 0.5
     assert found.evidence["its highest so far"] > 0.8  # far from every training image at first
     assert {s.key for s in found.suggestions} == {"data.diffaugment", "data.spec"}
@@ -412,22 +412,24 @@ def test_a_generator_that_does_not_learn_plateaus_on_the_periodic_metric(tmp_pat
     assert found.evidence["latest"] == pytest.approx(found.evidence["best"], rel=0.02)
 
 
-def test_diffaugment_translation_on_every_image_leaks_grey_frames_into_a_tiny_dcgan_and_on_half_of_them_none_stays(
+def test_diffaugment_translation_on_every_image_leaks_grey_frames_into_a_tiny_dcgan_and_on_half_of_them_does_not(
         tmp_path: Path) -> None:
     # Translation pads with the fill grey, on real and fake images alike: with p = 1 every image D sees may carry
-    # grey bands, so a tiny G can paint grey frames at no cost. The finding opened on seeds 0-7 (at steps
-    # 120-240). With translation and cutout on half of the images (p = 0.5, the doctor's first suggestion) no
-    # leak was open at step 300 on seeds 0-5 (on seed 2 one opened at step 160 and closed).
+    # grey bands, so a tiny G can paint grey frames at no cost: the finding opened on seeds 0-7 (at steps
+    # 120-240; still open at step 300 on 6 of them). With translation and cutout on half of the images (p = 0.5,
+    # the doctor's first suggestion) it opened on 1 of seeds 0-5 (seed 2, closed again by step 300).
     leaky = tiny_config(max_steps=300, grid_every=20)
     leaky.data.diffaugment = "translation"
     run = _trained(tmp_path / "every", leaky)
-    found = [f for f in run.findings() if f.kind == findings.AUGMENTATION_LEAK][0]
-    assert found.evidence["share of grid images with grey patches, above the training images'"] >= 0.25
+    (found,) = [f for f in run.findings() if f.kind == findings.AUGMENTATION_LEAK]
+    assert found.active and found.evidence["share of grid images with grey patches, above the training images'"] >= 0.25
     assert {(s.key, s.value) for s in found.suggestions} == {("data.augment_p", 0.5), ("data.diffaugment", "color")}
     half = tiny_config(max_steps=300, grid_every=20)
     half.data.diffaugment, half.data.augment_p = "translation,cutout", 0.5
     calmer = _trained(tmp_path / "half", half)
-    assert not [f for f in calmer.findings() if f.kind == findings.AUGMENTATION_LEAK and f.active]
+    assert findings.AUGMENTATION_LEAK not in [f.kind for f in calmer.findings()]
+    assert max(p.values[records.PATCHED] for p in records.probe_records(calmer.metrics())
+               if p.step >= 200) < 0.25
 
 
 def test_a_learning_rate_raised_500_fold_on_resume_makes_the_metric_rise_from_its_best(tmp_path: Path) -> None:
@@ -446,7 +448,7 @@ def test_a_learning_rate_raised_500_fold_on_resume_makes_the_metric_rise_from_it
     resumed.metrics.live_samples = 0
     resumed.train.checkpoint_every, resumed.train.memory_format = 10_000, "contiguous"
     Trainer(resumed, first.path, resume=True).train()
-    found = [f for f in first.findings() if f.kind == findings.METRIC_RISING][-1]
+    (found,) = [f for f in first.findings() if f.kind == findings.METRIC_RISING]
     assert found.active and found.first_step > 100 and found.title == "SWD-16 is getting worse"
     assert found.evidence["best at step"] <= 100 and found.evidence["latest"] > 1.15 * found.evidence["best"]
     assert {s.key for s in found.suggestions} >= {"optim.lr_g", "optim.lr_d"}

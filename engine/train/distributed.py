@@ -80,17 +80,28 @@ def setup() -> DistInfo:
     return DistInfo(rank, world_size, device, local_rank)
 
 
+_finished = False  # this rank's training returned normally (set by finished())
+
+
+def finished() -> None:
+    """This rank's training returned normally, so at exit it waits for the others before leaving the group."""
+    global _finished
+    _finished = True
+
+
 def _leave_group() -> None:
-    """At exit, wait for the other ranks, then leave the process group while Python still runs: a rank that
-    finished first and left alone aborted ('terminate called without an active exception'), whoever drove the
-    training (the CLI, or a script with a Trainer). A peer that is gone already (it failed, and torchrun stops
-    the others) ends the wait with an error, which changes nothing here."""
+    """At exit, leave the process group while Python still runs: a rank that finished first and left alone
+    aborted ('terminate called without an active exception'), whoever drove the training (the CLI, or a script
+    with a Trainer), so a rank whose training finished waits for the others first. A rank that failed does not
+    wait: its peers may be inside a collective it never joins, and a barrier would hang the launch instead of
+    failing it. A peer that is gone already ends the wait with an error, which changes nothing here."""
     if not dist.is_initialized():
         return
-    try:
-        dist.barrier()
-    except RuntimeError as exc:
-        log.debug("leaving the process group without the other ranks: %s", exc)
+    if _finished:
+        try:
+            dist.barrier()
+        except RuntimeError as exc:
+            log.debug("leaving the process group without the other ranks: %s", exc)
     dist.destroy_process_group()
 
 

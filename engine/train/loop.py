@@ -628,6 +628,7 @@ class Trainer:
             self.release()
         self._status(state, speed.current())
         self._record_speed(speed.windows)
+        distributed.finished()
         return state
 
     def _train_session(self, stop: StopFlag, on_log: ProgressFn | None, speed: "SpeedMeter",
